@@ -1,0 +1,93 @@
+"""Load ``params.yaml`` and check it against the schema of every known key.
+
+Unknown keys are reported (with the closest known key), never silently ignored, so a typo such as
+``synth.image_sise`` fails at once instead of running with a default.
+
+>>> check({"synth": {"image_size": 64}}, {"synth": {"image_size": int}})
+>>> check({"synth": {"image_sise": 64}}, {"synth": {"image_size": int}})
+Traceback (most recent call last):
+...
+csad.errors.ParamsError: params.yaml: unknown key synth.image_sise (did you mean synth.image_size?)
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from csad.errors import ParamsError
+
+#: A schema is a nested dict; leaves are Python types (or tuples of types). ``list`` means any list.
+Schema = dict[str, Any]
+
+SCHEMA: Schema = {
+    "categories": list,
+    "dataset": {"root": str},
+    "synth": {
+        "image_size": int,
+        "seed": int,
+        "counts": {
+            "train": int,
+            "validation": int,
+            "test_good": int,
+            "test_logical": int,
+            "test_structural": int,
+        },
+    },
+}
+
+
+def load_params(path: Path | str = "params.yaml", schema: Schema | None = None) -> dict[str, Any]:
+    """Return the parsed and checked params file at ``path``.
+
+    Raises:
+        ParamsError: the file is missing, not YAML, or does not match the schema.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"{path} not found: run from the repository root or pass --params")
+    try:
+        tree = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{path} is not valid YAML: {err}".replace("\n", " ")) from err
+    if not isinstance(tree, dict):
+        raise ParamsError(f"{path} must be a YAML mapping of sections")
+    check(tree, SCHEMA if schema is None else schema, source=path.name)
+    return tree
+
+
+def check(tree: dict[str, Any], schema: Schema, source: str = "params.yaml", prefix: str = "") -> None:
+    """Raise :class:`ParamsError` for the first unknown key, missing key or mistyped value of ``tree``."""
+    for key in tree:
+        if key not in schema:
+            close = difflib.get_close_matches(str(key), list(schema), n=1)
+            hint = f" (did you mean {prefix}{close[0]}?)" if close else f"; known: {', '.join(sorted(schema))}"
+            raise ParamsError(f"{source}: unknown key {prefix}{key}{hint}")
+    for key, expected in schema.items():
+        name = f"{prefix}{key}"
+        if key not in tree:
+            raise ParamsError(f"{source}: missing key {name}")
+        value = tree[key]
+        if isinstance(expected, dict):
+            if not isinstance(value, dict):
+                raise ParamsError(f"{source}: {name} must be a mapping, got {value!r}")
+            check(value, expected, source, f"{name}.")
+        elif not _is_instance(value, expected):
+            raise ParamsError(f"{source}: {name} must be {_type_name(expected)}, got {value!r}")
+
+
+def _is_instance(value: Any, expected: type | tuple[type, ...]) -> bool:
+    types = expected if isinstance(expected, tuple) else (expected,)
+    if isinstance(value, bool) and bool not in types:
+        return False
+    if float in types and isinstance(value, int) and not isinstance(value, bool):
+        return True
+    return isinstance(value, types)
+
+
+def _type_name(expected: type | tuple[type, ...]) -> str:
+    types = expected if isinstance(expected, tuple) else (expected,)
+    return " or ".join(t.__name__ for t in types)

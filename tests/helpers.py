@@ -1,0 +1,61 @@
+"""Helpers for the integration tests: a throw-away copy of the project with a tiny params.yaml."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_FILES = ("dvc.yaml", ".dvcignore", "stages", "csad")
+
+
+def run(cmd: list[str], cwd: Path, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Return the finished process ``cmd`` run in ``cwd`` (the venv's bin first on PATH)."""
+    full_env = dict(os.environ)
+    full_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{full_env.get('PATH', '')}"
+    full_env["PYTHONPATH"] = str(cwd)
+    full_env.update(env or {})
+    proc = subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True, check=False)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def dvc(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    """Return the finished ``dvc <args>`` run in ``cwd``."""
+    return run([sys.executable, "-m", "dvc", *args], cwd=cwd, check=check)
+
+
+def make_project(dest: Path, params: dict[str, Any]) -> Path:
+    """Return ``dest`` holding a git + dvc project: this repo's pipeline code and ``params`` as params.yaml."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in PROJECT_FILES:
+        src = REPO_ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy2(src, dest / name)
+    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (dest / ".gitignore").write_text("/data/\n/models/\n__pycache__/\n")
+    run(["git", "init", "-q"], cwd=dest)
+    run(["git", "config", "user.email", "test@example.com"], cwd=dest)
+    run(["git", "config", "user.name", "test"], cwd=dest)
+    dvc("init", "-q", cwd=dest)
+    run(["git", "add", "-A"], cwd=dest)
+    run(["git", "commit", "-qm", "tiny project"], cwd=dest)
+    return dest
+
+
+def tiny_params(categories: list[str] | None = None, image_size: int = 48) -> dict[str, Any]:
+    """Return the repo's params.yaml shrunk to a tiny synthetic run."""
+    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    params["categories"] = categories or ["breakfast_box"]
+    params["synth"]["image_size"] = image_size
+    params["synth"]["counts"] = {"train": 4, "validation": 2, "test_good": 2, "test_logical": 2, "test_structural": 2}
+    return params
