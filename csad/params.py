@@ -20,8 +20,12 @@ import yaml
 
 from csad.errors import ParamsError
 
-#: A schema is a nested dict; leaves are Python types (or tuples of types). ``list`` means any list.
+#: A schema is a nested dict; leaves are Python types (or tuples of types). ``list`` means any list and ``dict`` a
+#: free-form mapping (checked later, e.g. against a constructor's signature). A section may have an ``overrides``
+#: key (:data:`OVERRIDES`): a mapping category -> partial section, deep-merged over the section by :func:`resolve`.
 Schema = dict[str, Any]
+OVERRIDES = "overrides"
+OptStr = (str, type(None))
 
 SCHEMA: Schema = {
     "categories": list,
@@ -36,6 +40,12 @@ SCHEMA: Schema = {
             "test_logical": int,
             "test_structural": int,
         },
+    },
+    "runtime": {"device": str, "num_threads": int},
+    "tag": {
+        "backend": str,
+        "tags": dict,
+        "ram": {"checkpoint": OptStr, "image_size": int, "min_frequency": float, "exclude": list},
     },
 }
 
@@ -59,8 +69,10 @@ def load_params(path: Path | str = "params.yaml", schema: Schema | None = None) 
     return tree
 
 
-def check(tree: dict[str, Any], schema: Schema, source: str = "params.yaml", prefix: str = "") -> None:
-    """Raise :class:`ParamsError` for the first unknown key, missing key or mistyped value of ``tree``."""
+def check(
+    tree: dict[str, Any], schema: Schema, source: str = "params.yaml", prefix: str = "", partial: bool = False
+) -> None:
+    """Raise :class:`ParamsError` for the first unknown key, missing key (unless ``partial``) or mistyped value."""
     for key in tree:
         if key not in schema:
             close = difflib.get_close_matches(str(key), list(schema), n=1)
@@ -69,18 +81,46 @@ def check(tree: dict[str, Any], schema: Schema, source: str = "params.yaml", pre
     for key, expected in schema.items():
         name = f"{prefix}{key}"
         if key not in tree:
+            if partial or key == OVERRIDES:
+                continue
             raise ParamsError(f"{source}: missing key {name}")
         value = tree[key]
-        if isinstance(expected, dict):
+        if key == OVERRIDES and expected is OVERRIDES:
+            if not isinstance(value, dict):
+                raise ParamsError(f"{source}: {name} must map category names to settings, got {value!r}")
+            base = {k: v for k, v in schema.items() if k != OVERRIDES}
+            for category, sub in value.items():
+                if not isinstance(sub, dict):
+                    raise ParamsError(f"{source}: {name}.{category} must be a mapping, got {sub!r}")
+                check(sub, base, source, f"{name}.{category}.", partial=True)
+        elif isinstance(expected, dict):
             if not isinstance(value, dict):
                 raise ParamsError(f"{source}: {name} must be a mapping, got {value!r}")
-            check(value, expected, source, f"{name}.")
+            check(value, expected, source, f"{name}.", partial=partial)
         elif not _is_instance(value, expected):
             raise ParamsError(f"{source}: {name} must be {_type_name(expected)}, got {value!r}")
 
 
+def resolve(section: dict[str, Any], category: str) -> dict[str, Any]:
+    """Return ``section`` with its ``overrides[category]`` deep-merged in (and the ``overrides`` key dropped)."""
+    base = {k: v for k, v in section.items() if k != OVERRIDES}
+    return _deep_merge(base, (section.get(OVERRIDES) or {}).get(category) or {})
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
 def _is_instance(value: Any, expected: type | tuple[type, ...]) -> bool:
     types = expected if isinstance(expected, tuple) else (expected,)
+    if dict in types and isinstance(value, dict):
+        return True
     if isinstance(value, bool) and bool not in types:
         return False
     if float in types and isinstance(value, int) and not isinstance(value, bool):
@@ -91,3 +131,23 @@ def _is_instance(value: Any, expected: type | tuple[type, ...]) -> bool:
 def _type_name(expected: type | tuple[type, ...]) -> str:
     types = expected if isinstance(expected, tuple) else (expected,)
     return " or ".join(t.__name__ for t in types)
+
+
+def build_with_kwargs(factory: Any, kwargs: dict[str, Any], param: str) -> Any:
+    """Return ``factory(**kwargs)``; an argument the factory does not take is reported as an unknown param key.
+
+    Raises:
+        ParamsError: ``kwargs`` has a key that is not a parameter of ``factory`` (names ``param.<key>``).
+    """
+    import inspect
+
+    accepted = [p for p in inspect.signature(factory).parameters if p not in ("self", "args", "kwargs")]
+    for key in kwargs:
+        if key not in accepted:
+            close = difflib.get_close_matches(key, accepted, n=1)
+            hint = f" (did you mean {param}.{close[0]}?)" if close else f"; known: {', '.join(accepted)}"
+            raise ParamsError(f"params.yaml: unknown key {param}.{key}{hint}")
+    try:
+        return factory(**kwargs)
+    except (TypeError, ValueError) as err:
+        raise ParamsError(f"params.yaml: {param}: {err}") from err

@@ -16,10 +16,27 @@ import numpy as np
 # A fixed palette (class k -> colour) so pseudo-label and prediction pictures are comparable across runs.
 PALETTE = np.array(
     [
-        (0, 0, 0), (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
-        (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128),
-        (220, 190, 255), (170, 110, 40), (255, 250, 200), (128, 0, 0), (170, 255, 195), (128, 128, 0),
-        (255, 215, 180), (0, 0, 128), (128, 128, 128),
+        (0, 0, 0),
+        (230, 25, 75),
+        (60, 180, 75),
+        (255, 225, 25),
+        (0, 130, 200),
+        (245, 130, 48),
+        (145, 30, 180),
+        (70, 240, 240),
+        (240, 50, 230),
+        (210, 245, 60),
+        (250, 190, 212),
+        (0, 128, 128),
+        (220, 190, 255),
+        (170, 110, 40),
+        (255, 250, 200),
+        (128, 0, 0),
+        (170, 255, 195),
+        (128, 128, 0),
+        (255, 215, 180),
+        (0, 0, 128),
+        (128, 128, 128),
     ],
     dtype=np.uint8,
 )
@@ -32,8 +49,9 @@ def colorize(labels: np.ndarray) -> np.ndarray:
     return out
 
 
-def outline(image: np.ndarray, masks: Sequence[np.ndarray], color: tuple[int, int, int] = (0, 255, 0),
-            thickness: int = 1) -> np.ndarray:
+def outline(
+    image: np.ndarray, masks: Sequence[np.ndarray], color: tuple[int, int, int] = (0, 255, 0), thickness: int = 1
+) -> np.ndarray:
     """Return a copy of ``image`` with the outlines of the boolean ``masks`` drawn on it."""
     out = np.ascontiguousarray(image.copy())
     for mask in masks:

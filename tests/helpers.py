@@ -15,7 +15,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ("dvc.yaml", ".dvcignore", "stages", "csad")
 
 
-def run(cmd: list[str], cwd: Path, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def run(
+    cmd: list[str], cwd: Path, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """Return the finished process ``cmd`` run in ``cwd`` (the venv's bin first on PATH)."""
     full_env = dict(os.environ)
     full_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{full_env.get('PATH', '')}"

@@ -115,12 +115,18 @@ def test_anomalous_image_without_gt(tiny_dataset: Path, tmp_path: Path) -> None:
         ("{not json", "is not valid JSON"),
         ("{}", "non-empty JSON list"),
         ('[{"defect_name": "x"}]', "must be an object with keys"),
-        ('[{"defect_name": "x", "pixel_value": 255, "saturation_threshold": 1.5, "relative_saturation": true}]',
-         r"relative saturation_threshold must be in \(0, 1\]"),
-        ('[{"defect_name": "x", "pixel_value": 255, "saturation_threshold": 10.5, "relative_saturation": false}]',
-         "absolute saturation_threshold must be a positive int"),
-        ('[{"defect_name": "x", "pixel_value": 300, "saturation_threshold": 10, "relative_saturation": false}]',
-         "pixel_value must be an int in 1..255"),
+        (
+            '[{"defect_name": "x", "pixel_value": 255, "saturation_threshold": 1.5, "relative_saturation": true}]',
+            r"relative saturation_threshold must be in \(0, 1\]",
+        ),
+        (
+            '[{"defect_name": "x", "pixel_value": 255, "saturation_threshold": 10.5, "relative_saturation": false}]',
+            "absolute saturation_threshold must be a positive int",
+        ),
+        (
+            '[{"defect_name": "x", "pixel_value": 300, "saturation_threshold": 10, "relative_saturation": false}]',
+            "pixel_value must be an int in 1..255",
+        ),
     ],
 )
 def test_malformed_defects_config(tiny_dataset: Path, tmp_path: Path, content: str, message: str) -> None:
@@ -133,7 +139,7 @@ def test_malformed_defects_config(tiny_dataset: Path, tmp_path: Path, content: s
 def test_missing_defects_config(tiny_dataset: Path, tmp_path: Path) -> None:
     root = _copy(tiny_dataset, tmp_path)
     (root / "breakfast_box" / "defects_config.json").unlink()
-    with pytest.raises(DatasetError, match="defects_config.json is missing"):
+    with pytest.raises(DatasetError, match=r"defects_config\.json is missing"):
         LocoCategory.open(root, "breakfast_box")
 
 

@@ -79,7 +79,7 @@ def test_crash_leaves_previous_output_untouched(tmp_path: Path) -> None:
     calls = {"n": 0}
     original = renderer.render
 
-    def flaky(rng: np.random.Generator, size: int, defect: str | None):  # noqa: ANN202
+    def flaky(rng: np.random.Generator, size: int, defect: str | None):
         calls["n"] += 1
         if calls["n"] == 3:
             raise RuntimeError("boom")

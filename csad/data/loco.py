@@ -126,7 +126,9 @@ class LocoCategory:
                     gt = _gt_paths(cat_root, type_, path) if type_ in ANOMALY_TYPES else ()
                     records.append(ImageRecord(f"{split}/{type_}/{path.name}", path, split, type_, gt))
         if not any(r.split == "test" for r in records):
-            raise DatasetError(f"{cat_root / 'test'} has no images in good/, logical_anomalies/ or structural_anomalies/")
+            raise DatasetError(
+                f"{cat_root / 'test'} has no images in good/, logical_anomalies/ or structural_anomalies/"
+            )
         _check_orphan_gt(cat_root, records)
         if check_images:
             for rec in records:
@@ -147,9 +149,7 @@ def _gt_paths(cat_root: Path, type_: str, image: Path) -> tuple[Path, ...]:
     gt_dir = cat_root / "ground_truth" / type_ / image.stem
     masks = sorted(gt_dir.glob("*.png")) if gt_dir.is_dir() else []
     if not masks:
-        raise DatasetError(
-            f"anomalous image {image} has no ground truth: expected one or more PNGs in {gt_dir}"
-        )
+        raise DatasetError(f"anomalous image {image} has no ground truth: expected one or more PNGs in {gt_dir}")
     return tuple(masks)
 
 
@@ -162,9 +162,7 @@ def _check_orphan_gt(cat_root: Path, records: list[ImageRecord]) -> None:
         if not type_dir.is_dir():
             continue
         if type_dir.name not in ANOMALY_TYPES:
-            raise DatasetError(
-                f"{type_dir}: ground_truth/ may only hold logical_anomalies/ and structural_anomalies/"
-            )
+            raise DatasetError(f"{type_dir}: ground_truth/ may only hold logical_anomalies/ and structural_anomalies/")
         for img_dir in sorted(type_dir.iterdir()):
             if img_dir.is_dir() and (type_dir.name, img_dir.name) not in stems:
                 raise DatasetError(
@@ -200,7 +198,9 @@ def read_defects_config(path: Path) -> dict[int, DefectType]:
                 raise DatasetError(f"{where} ({name}): a relative saturation_threshold must be in (0, 1], got {thr!r}")
             thr = float(thr)
         elif isinstance(thr, bool) or not isinstance(thr, int) or thr <= 0:
-            raise DatasetError(f"{where} ({name}): an absolute saturation_threshold must be a positive int, got {thr!r}")
+            raise DatasetError(
+                f"{where} ({name}): an absolute saturation_threshold must be a positive int, got {thr!r}"
+            )
         if value in out:
             raise DatasetError(f"{where} ({name}): pixel_value {value} is used twice")
         out[value] = DefectType(name, value, thr, rel)

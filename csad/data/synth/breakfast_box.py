@@ -141,13 +141,22 @@ class BreakfastBox(CategoryRenderer):
 
         # --- draw: tray, compartments, cereal --------------------------------------------------------------
         tray_col = jitter_color(rng, (222, 220, 212), 0.02)
-        canvas.draw(Part(gt(_rounded_rect(0.5 * s, 0.51 * s, 0.86 * s, 0.70 * s, 0.05 * s)), tray_col,
-                         shading=0.15, texture=2.0))
+        canvas.draw(
+            Part(
+                gt(_rounded_rect(0.5 * s, 0.51 * s, 0.86 * s, 0.70 * s, 0.05 * s)), tray_col, shading=0.15, texture=2.0
+            )
+        )
         floor_col = jitter_color(rng, (196, 194, 186), 0.02)
         for b in (LEFT, RIGHT):
             x0, y0, x1, y1 = box(b)
-            canvas.draw(Part(gt(_rounded_rect((x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0, 0.03 * s)),
-                             floor_col, shading=-0.12, texture=2.0))
+            canvas.draw(
+                Part(
+                    gt(_rounded_rect((x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0, 0.03 * s)),
+                    floor_col,
+                    shading=-0.12,
+                    texture=2.0,
+                )
+            )
         cereal_col = jitter_color(rng, (200, 160, 105), 0.05)
         x0, y0, x1, y1 = box(RIGHT)
         bed = _blob(rng, ((x0 + x1) / 2, (y0 + y1) / 2), ((x1 - x0) / 2 * 0.93, (y1 - y0) / 2 * 0.93), 0.05)
@@ -156,8 +165,10 @@ class BreakfastBox(CategoryRenderer):
         for _ in range(int(60 * (s / 256) ** 2)):
             fx, fy = rng.uniform(x0 + 0.02 * s, x1 - 0.02 * s), rng.uniform(y0 + 0.02 * s, y1 - 0.02 * s)
             flake = ellipse_polygon(gt(np.array([[fx, fy]]))[0], (0.006 * s, 0.004 * s), rng.uniform(0, 180), 8)
-            canvas.draw(Part(flake, jitter_color(rng, (150, 110, 65), 0.1), cls=CEREAL, shading=0.0, texture=3.0),
-                        region=canvas.upsample_region(canvas.footprint([Part(gt(bed), (0, 0, 0))])))
+            canvas.draw(
+                Part(flake, jitter_color(rng, (150, 110, 65), 0.1), cls=CEREAL, shading=0.0, texture=3.0),
+                region=canvas.upsample_region(canvas.footprint([Part(gt(bed), (0, 0, 0))])),
+            )
 
         # --- fruits ------------------------------------------------------------------------------------------
         obj = 0
@@ -235,8 +246,9 @@ class BreakfastBox(CategoryRenderer):
         elif defect == "extra_banana_chips":
             masks.append(_union(canvas, chip_objs))
 
-        image, classes = canvas.finish(light=0.12, blur_sigma=float(rng.uniform(0.4, 0.9)),
-                                       noise_sigma=float(rng.uniform(2.0, 4.0)))
+        image, classes = canvas.finish(
+            light=0.12, blur_sigma=float(rng.uniform(0.4, 0.9)), noise_sigma=float(rng.uniform(2.0, 4.0))
+        )
         facts = {
             "tangerines_left": left_fruits.count(TANGERINE),
             "nectarines_left": left_fruits.count(NECTARINE),
@@ -258,8 +270,9 @@ def _rounded_rect(cx: float, cy: float, w: float, h: float, r: float) -> np.ndar
     return np.array(pts)
 
 
-def _blob(rng: np.random.Generator, centre: tuple[float, float], axes: tuple[float, float], wobble: float,
-          n: int = 64) -> np.ndarray:
+def _blob(
+    rng: np.random.Generator, centre: tuple[float, float], axes: tuple[float, float], wobble: float, n: int = 64
+) -> np.ndarray:
     """Return an irregular closed outline around an ellipse (radius modulated by a few random harmonics)."""
     t = np.linspace(0, 2 * math.pi, n, endpoint=False)
     rad = np.ones_like(t)
@@ -281,8 +294,17 @@ def _fruit_parts(rng: np.random.Generator, centre: np.ndarray, r: float, kind: i
         parts = [Part(body, col, cls=NECTARINE, obj=obj, shading=0.4, texture=5.0, highlight=0.1)]
         off = rng.normal(0, 0.25, 2) * r
         blush = ellipse_polygon(centre + off, (r * 0.45, r * 0.35), rng.uniform(0, 180), 24)
-        parts.append(Part(blush, jitter_color(rng, (222, 150, 60), 0.05), cls=NECTARINE, obj=obj, shading=0.0,
-                          texture=4.0, opacity=0.55))
+        parts.append(
+            Part(
+                blush,
+                jitter_color(rng, (222, 150, 60), 0.05),
+                cls=NECTARINE,
+                obj=obj,
+                shading=0.0,
+                texture=4.0,
+                opacity=0.55,
+            )
+        )
     return parts
 
 
@@ -294,8 +316,15 @@ def _chip_parts(rng: np.random.Generator, centre: np.ndarray, r: float, obj: int
     ring = ellipse_polygon(centre, (r * 0.55, r * 0.55), 0.0, 24)
     return [
         Part(body, col, cls=CHIP, obj=obj, shading=0.25, texture=4.0),
-        Part(ring, jitter_color(rng, (200, 175, 110), 0.05), cls=CHIP, obj=obj, thickness=max(1.0, r * 0.12),
-             shading=0.0, texture=2.0),
+        Part(
+            ring,
+            jitter_color(rng, (200, 175, 110), 0.05),
+            cls=CHIP,
+            obj=obj,
+            thickness=max(1.0, r * 0.12),
+            shading=0.0,
+            texture=2.0,
+        ),
     ]
 
 
@@ -306,8 +335,17 @@ def _almond_parts(rng: np.random.Generator, centre: np.ndarray, s: float, angle:
     t = np.linspace(0, 2 * math.pi, 40, endpoint=False)
     # a teardrop: narrower on one end
     pts = np.stack([a * np.cos(t), b * np.sin(t) * (1 - 0.35 * np.cos(t))], axis=1)
-    return [Part(transform_points(pts, centre, angle), jitter_color(rng, (150, 88, 48), 0.06), cls=ALMOND, obj=obj,
-                 shading=0.45, texture=5.0, highlight=0.06)]
+    return [
+        Part(
+            transform_points(pts, centre, angle),
+            jitter_color(rng, (150, 88, 48), 0.06),
+            cls=ALMOND,
+            obj=obj,
+            shading=0.45,
+            texture=5.0,
+            highlight=0.06,
+        )
+    ]
 
 
 def _union(canvas: Canvas, objs: list[int]) -> np.ndarray:
@@ -341,8 +379,9 @@ def _crack(canvas: Canvas, rng: np.random.Generator, fruit: Part) -> np.ndarray:
     bite = ellipse_polygon(edge, (r * 0.55, r * 0.4), math.degrees(ang) + 90, 24)
     region = canvas.upsample_region(canvas.footprint([fruit]))
     canvas.draw(Part(bite, (245, 205, 120), cls=fruit.cls, shading=0.2, texture=6.0), region=region)
-    canvas.draw(Part(bite, (90, 45, 20), cls=fruit.cls, thickness=max(1.0, r * 0.08), shading=0.0, texture=2.0),
-                region=region)
+    canvas.draw(
+        Part(bite, (90, 45, 20), cls=fruit.cls, thickness=max(1.0, r * 0.08), shading=0.0, texture=2.0), region=region
+    )
     return canvas.footprint([Part(bite, (0, 0, 0))]) & canvas.footprint([fruit])
 
 
@@ -356,4 +395,3 @@ def _shard(canvas: Canvas, rng: np.random.Generator, gt: GlobalTransform, s: flo
     part = Part(gt(pts), jitter_color(rng, (40, 90, 200), 0.08), shading=0.2, texture=4.0, highlight=0.15)
     canvas.draw(part)
     return canvas.footprint([part])
-

@@ -9,7 +9,7 @@ return exact per-object masks for the anomaly ground truth.
 >>> rng = np.random.default_rng(0)
 >>> canvas = Canvas(64, 64, rng)
 >>> canvas.fill_background((120, 110, 100))
->>> canvas.draw(Part(ellipse_polygon((32, 32), (10, 6), 30.0), color=(200, 80, 40), cls=1, obj=0))
+>>> _ = canvas.draw(Part(ellipse_polygon((32, 32), (10, 6), 30.0), color=(200, 80, 40), cls=1, obj=0))
 >>> image, classes = canvas.finish()
 >>> image.shape, int(classes.max())
 ((64, 64, 3), 1)
@@ -83,8 +83,13 @@ class GlobalTransform:
     shift: tuple[float, float] = (0.0, 0.0)
 
     @staticmethod
-    def random(rng: np.random.Generator, size: tuple[int, int], max_angle: float = 1.5,
-               max_scale: float = 0.03, max_shift: float = 0.02) -> GlobalTransform:
+    def random(
+        rng: np.random.Generator,
+        size: tuple[int, int],
+        max_angle: float = 1.5,
+        max_scale: float = 0.03,
+        max_shift: float = 0.02,
+    ) -> GlobalTransform:
         """Return a random global transform: small rotation, +-max_scale, shift up to max_shift of the size."""
         h, w = size
         return GlobalTransform(
@@ -138,7 +143,7 @@ class Canvas:
         mask = np.zeros((self._hs, self._ws), dtype=np.uint8)
         pts = np.round(np.asarray(part.polygon, dtype=np.float64) * SUPERSAMPLE * 16).astype(np.int32)
         if part.thickness > 0:
-            thick = max(1, int(round(part.thickness * SUPERSAMPLE)))
+            thick = max(1, round(part.thickness * SUPERSAMPLE))
             cv2.polylines(mask, [pts], part.closed, 1, thickness=thick, lineType=cv2.LINE_8, shift=4)
         else:
             cv2.fillPoly(mask, [pts], 1, lineType=cv2.LINE_8, shift=4)
@@ -221,9 +226,9 @@ class Canvas:
         return self._down_mask(self.classes == cls)
 
     # -- finishing ------------------------------------------------------------------------------------------
-    def finish(self, light: float = 0.12, blur_sigma: float = 0.6, noise_sigma: float = 3.0) -> tuple[
-        np.ndarray, np.ndarray
-    ]:
+    def finish(
+        self, light: float = 0.12, blur_sigma: float = 0.6, noise_sigma: float = 3.0
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Return (uint8 RGB image, uint8 component classes) after lighting, blur and sensor noise."""
         rng = self.rng
         yy, xx = np.mgrid[0 : self._hs, 0 : self._ws].astype(np.float32)

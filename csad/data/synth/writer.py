@@ -97,16 +97,17 @@ def generate_category(
     jobs += [("train", "train", "good", i, None) for i in range(n["train"])]
     jobs += [("validation", "validation", "good", i, None) for i in range(n["validation"])]
     jobs += [("test_good", "test", "good", i, None) for i in range(n["test_good"])]
-    for key, kind, type_ in (("test_logical", "logical", "logical_anomalies"),
-                             ("test_structural", "structural", "structural_anomalies")):
+    for key, kind, type_ in (
+        ("test_logical", "logical", "logical_anomalies"),
+        ("test_structural", "structural", "structural_anomalies"),
+    ):
         jobs += [(key, "test", type_, i, d) for i, d in enumerate(defect_schedule(renderer, kind, n[key]))]
 
     summary = CategorySummary(counts={}, defects=specs)
     seen_defects: set[str] = set()
     manifest = []
     with atomic_dir(out_dir) as tmp:
-        for key, split, type_, i, defect in tqdm(jobs, desc=f"synth {renderer.name}", disable=not progress,
-                                                  unit="img"):
+        for key, split, type_, i, defect in tqdm(jobs, desc=f"synth {renderer.name}", disable=not progress, unit="img"):
             sample = renderer.render(image_rng(seed, renderer.name, key, i), image_size, defect)
             name = f"{i:03d}.png"
             rel = f"{split}/{type_}/{name}"
@@ -119,21 +120,37 @@ def generate_category(
                     gt = np.where(mask, np.uint8(values[defect]), np.uint8(0)).astype(np.uint8)
                     write_png(tmp / "ground_truth" / type_ / f"{i:03d}" / f"{j:03d}.png", gt)
             summary.counts[f"{split}/{type_}"] = summary.counts.get(f"{split}/{type_}", 0) + 1
-            manifest.append({"key": rel, "split": split, "type": type_, "defect": defect or "good",
-                             "facts": json.dumps(sample.facts, sort_keys=True, default=_jsonable)})
+            manifest.append(
+                {
+                    "key": rel,
+                    "split": split,
+                    "type": type_,
+                    "defect": defect or "good",
+                    "facts": json.dumps(sample.facts, sort_keys=True, default=_jsonable),
+                }
+            )
             if (defect is None and split == "train" and i < n_examples_good) or (
                 defect is not None and defect not in seen_defects
             ):
                 summary.examples.append((defect or "good", sample))
                 if defect is not None:
                     seen_defects.add(defect)
-        write_json(tmp / "defects_config.json", [
-            {"defect_name": s.name, "pixel_value": values[s.name], "saturation_threshold": s.saturation,
-             "relative_saturation": s.relative} for s in specs
-        ])
-        write_json(tmp / "component_classes.json", {"background": 0} | {
-            c: k for k, c in enumerate(renderer.component_classes, start=1)
-        })
+        write_json(
+            tmp / "defects_config.json",
+            [
+                {
+                    "defect_name": s.name,
+                    "pixel_value": values[s.name],
+                    "saturation_threshold": s.saturation,
+                    "relative_saturation": s.relative,
+                }
+                for s in specs
+            ],
+        )
+        write_json(
+            tmp / "component_classes.json",
+            {"background": 0} | {c: k for k, c in enumerate(renderer.component_classes, start=1)},
+        )
         pd.DataFrame(manifest).to_parquet(tmp / "manifest.parquet", index=False)
     log.info("wrote %s: %s", out_dir, summary.counts)
     return summary
