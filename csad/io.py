@@ -46,6 +46,8 @@ def atomic_dir(dest: Path | str) -> Iterator[Path]:
     """Yield an empty temporary folder beside ``dest``; on success it replaces ``dest`` whole, on error it goes."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
+    for stale in dest.parent.glob(f".{dest.name}.*.tmp"):  # left by a killed earlier run (SIGKILL skips cleanup)
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
     try:
         yield tmp
@@ -92,3 +94,47 @@ def read_label_png(path: Path | str) -> np.ndarray:
     if arr.ndim == 3:
         arr = arr[..., 0]
     return arr
+
+
+def save_checkpoint(path: Path | str, obj: dict[str, Any]) -> None:
+    """Save a dict of tensors / plain Python values with ``torch.save``, atomically (no pickled modules)."""
+    import torch
+
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def load_checkpoint(path: Path | str, what: str) -> dict[str, Any]:
+    """Return the dict saved by :func:`save_checkpoint`, loaded with ``weights_only=True``.
+
+    Raises:
+        CsadError: the file is missing (names the ``what`` stage that writes it) or not a tensors-only dict.
+    """
+    import torch
+
+    from csad.errors import CsadError
+
+    path = Path(path)
+    if not path.is_file():
+        raise CsadError(f"{path} is missing: run the {what} stage first (dvc repro)")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError... for bad files
+        raise CsadError(
+            f"{path} is not a tensors-only checkpoint ({type(err).__name__}): rerun the {what} stage"
+        ) from err
+    if not isinstance(obj, dict):
+        raise CsadError(f"{path} does not hold a checkpoint dict: rerun the {what} stage")
+    return obj
+
+
+def numpy_to_tensors(state: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Return ``state`` with numpy arrays turned into tensors (so ``weights_only`` loading accepts them)."""
+    import torch
+
+    return {k: torch.from_numpy(np.array(v, order="C", copy=True)) for k, v in state.items()}
+
+
+def tensors_to_numpy(state: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Return ``state`` with tensors turned back into numpy arrays."""
+    return {k: v.numpy() if hasattr(v, "numpy") else np.asarray(v) for k, v in state.items()}

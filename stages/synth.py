@@ -2,7 +2,7 @@
 
     python stages/synth.py --category pushpins
 
-Reads params ``synth`` and ``dataset.root``; writes ``<dataset.root>/<category>/`` and the contact sheet
+Reads params ``synth``; writes ``<synth.root>/<category>/`` and the contact sheet
 ``metrics/<category>/synth_contact_sheet.png``.
 """
 
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> None:
             f"choose from {', '.join(SYNTH_CATEGORIES)}"
         )
     synth = params["synth"]
-    out = Path(params["dataset"]["root"]) / args.category
+    out = Path(synth["root"]) / args.category
     try:
         summary = generate_category(args.category, out, synth["image_size"], synth["seed"], synth["counts"])
     except ValueError as err:

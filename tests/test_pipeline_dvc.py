@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from csad.data.loco import LocoCategory
 from tests.helpers import dvc, make_project, tiny_params
@@ -33,3 +35,30 @@ def test_params_typo_fails_with_one_line(tmp_path: Path) -> None:
     assert proc.returncode != 0
     assert "error: params.yaml: unknown key synth.image_sise (did you mean synth.image_size?)" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def _ran(stdout: str) -> list[str]:
+    return [line.split("'")[1] for line in stdout.splitlines() if line.startswith("Running stage")]
+
+
+def test_pseudo_labels_and_cluster_param_reruns_only_cluster_and_filter(tmp_path: Path) -> None:
+    params = tiny_params(["pushpins"], image_size=128)
+    params["synth"]["counts"]["train"] = 10
+    project = make_project(tmp_path / "proj", params)
+    first = dvc("repro", "filter@pushpins", cwd=project).stdout
+    assert _ran(first) == [
+        "synth@pushpins",
+        "tag@pushpins",
+        "ground@pushpins",
+        "propose@pushpins",
+        "refine@pushpins",
+        "features@pushpins",
+        "cluster@pushpins",
+        "filter@pushpins",
+    ]
+    metrics = json.loads((project / "metrics/pushpins/pseudo_labels.json").read_text())
+    assert metrics["num_classes"] >= 1 and 0.0 <= metrics["miou"] <= 1.0
+    params["cluster"]["bandwidth"] = float(params["cluster"]["bandwidth"]) * 1.01
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    second = dvc("repro", "filter@pushpins", cwd=project).stdout
+    assert _ran(second) == ["cluster@pushpins", "filter@pushpins"], second

@@ -243,8 +243,24 @@ class Canvas:
             rgb = cv2.GaussianBlur(rgb, (0, 0), blur_sigma)
         rgb = rgb + rng.normal(0.0, noise_sigma, size=rgb.shape).astype(np.float32)
         image = np.clip(np.round(rgb), 0, 255).astype(np.uint8)
-        classes = cv2.resize(self.classes, (self.width, self.height), interpolation=cv2.INTER_NEAREST)
-        return image, classes
+        return image, self._down_classes()
+
+    def _down_classes(self) -> np.ndarray:
+        """Return the component classes at output resolution: per pixel the class covering most of its
+        supersampled block (nearest-neighbour picking would shift the labels by a quarter pixel against the
+        area-averaged image)."""
+        values = np.unique(self.classes)
+        if len(values) == 1:
+            return np.full((self.height, self.width), values[0], dtype=np.uint8)
+        cover = np.stack(
+            [
+                cv2.resize(
+                    (self.classes == v).astype(np.float32), (self.width, self.height), interpolation=cv2.INTER_AREA
+                )
+                for v in values
+            ]
+        )
+        return values[np.argmax(cover, axis=0)].astype(np.uint8)
 
     def downsample_region(self, region_ss: np.ndarray) -> np.ndarray:
         """Return a supersampled boolean mask brought to output resolution."""

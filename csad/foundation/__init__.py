@@ -1,0 +1,20 @@
+"""Builders of the foundation models used for pseudo-labels (SAM, Grounding DINO), loading local files only.
+
+The heavy packages (segment-anything, groundingdino-py, transformers) are imported lazily inside the functions that
+need them; when one is missing, :class:`FoundationMissingError` says how to install it.
+"""
+
+from __future__ import annotations
+
+from csad.errors import CsadError
+
+
+class FoundationMissingError(CsadError, ImportError):
+    """An optional foundation-model package (segment-anything, groundingdino-py, transformers) is not installed."""
+
+
+def missing_package(package: str, err: ImportError) -> FoundationMissingError:
+    """Return the error to raise when the optional ``package`` cannot be imported."""
+    return FoundationMissingError(
+        f"{package} is not installed ({err}): install the foundation extras with pip install -e '.[foundation]'"
+    )

@@ -1,0 +1,52 @@
+"""LGST (Local-Global Student-Teacher, method.md section 5): training, anomaly maps, map normalisation, scores and
+checkpoints. The networks live in :mod:`csad.models.lgst`."""
+
+from csad.lgst.train import (
+    LgstBatch,
+    LgstConfig,
+    MapNormalizer,
+    PenaltyDataError,
+    PenaltyImages,
+    anomaly_maps,
+    color_jitter,
+    compute_maps,
+    config_from_params,
+    fit_map_normalizer,
+    hard_loss,
+    lgst_losses,
+    lgst_scores,
+    load_lgst,
+    prepare_images,
+    save_lgst,
+    subsample_quantile,
+    teacher_statistics,
+    train_lgst,
+    upsample_map,
+)
+from csad.models.lgst import BackboneSpec, LgstModel, build_lgst_model
+
+__all__ = [
+    "BackboneSpec",
+    "LgstBatch",
+    "LgstConfig",
+    "LgstModel",
+    "MapNormalizer",
+    "PenaltyDataError",
+    "PenaltyImages",
+    "anomaly_maps",
+    "build_lgst_model",
+    "color_jitter",
+    "compute_maps",
+    "config_from_params",
+    "fit_map_normalizer",
+    "hard_loss",
+    "lgst_losses",
+    "lgst_scores",
+    "load_lgst",
+    "prepare_images",
+    "save_lgst",
+    "subsample_quantile",
+    "teacher_statistics",
+    "train_lgst",
+    "upsample_map",
+]

@@ -1,0 +1,106 @@
+"""Clustering of component features into pseudo-classes (method.md 2.5), seeded and crash-free.
+
+The features go through a fixed random Gaussian projection (the released code's unseeded ``Linear(2048, 512)``
+with weights N(0, 0.01^2) and zero bias; here the weights come from ``np.random.default_rng(seed)``), then
+``sklearn.cluster.MeanShift(bandwidth, cluster_all=True)`` over all components of all training images. Clusters
+with fewer than ``min_members`` components (alpha = half the training images) are dropped (label -1); the kept ones
+are renumbered 0..n-1 by decreasing size.
+
+>>> import numpy as np
+>>> x = np.array([[0.0, 0.0], [0.1, 0.0], [0.0, 0.1], [5.0, 5.0]])
+>>> result = cluster_components(x, bandwidth=1.0, min_members=2, proj_dim=0, seed=0)
+>>> result.labels.tolist(), result.n_clusters, result.sizes.tolist(), result.dropped_sizes.tolist()
+([0, 0, 0, -1], 1, [3], [1])
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.cluster import MeanShift
+
+
+@dataclass
+class ClusterResult:
+    """Cluster assignment of N components."""
+
+    labels: np.ndarray  # (N,) int64: kept cluster 0..n_clusters-1 (0 = largest), -1 = in a dropped cluster
+    n_clusters: int  # number of kept clusters (0 when every cluster was dropped or N == 0)
+    sizes: np.ndarray  # (n_clusters,) int64: members of each kept cluster (non-increasing)
+    dropped_sizes: np.ndarray  # (n_dropped,) int64: members of each dropped cluster (non-increasing)
+
+
+def random_projection(features: np.ndarray, out_dim: int, seed: int, std: float = 0.01) -> np.ndarray:
+    """Return ``features @ W`` (N x out_dim, float64), W a fixed (D x out_dim) N(0, std^2) matrix drawn from
+    ``np.random.default_rng(seed)``, no bias; ``out_dim <= 0`` returns ``features`` unchanged (identity).
+
+    >>> x = np.ones((2, 8))
+    >>> np.array_equal(random_projection(x, 3, seed=1), random_projection(x, 3, seed=1))
+    True
+    """
+    if out_dim <= 0:
+        return features
+    features = np.asarray(features)
+    if features.ndim != 2:
+        raise ValueError(f"random_projection needs (N, D) features, got shape {features.shape}")
+    weight = np.random.default_rng(seed).normal(0.0, std, size=(features.shape[1], out_dim))
+    return np.asarray(features, dtype=np.float64) @ weight
+
+
+def cluster_components(
+    features: np.ndarray, bandwidth: float, min_members: int, proj_dim: int, seed: int, n_jobs: int = 1
+) -> ClusterResult:
+    """Return the MeanShift clustering of the (N, D) ``features`` after :func:`random_projection`.
+
+    Clusters with fewer than ``min_members`` members are dropped (label -1); the others are renumbered 0..n-1 by
+    decreasing size, ties in MeanShift's centre order. The result depends only on the inputs and their order.
+    N == 0 gives an empty result; every cluster dropped gives ``n_clusters == 0`` and all labels -1.
+
+    Args:
+        features: (N, D) component features, one row per component (keep a fixed, sorted order).
+        bandwidth: MeanShift bandwidth in the projected space (> 0).
+        min_members: a cluster needs at least this many members to be kept (see :func:`alpha_min_members`).
+        proj_dim: random projection output size; ``<= 0`` clusters the raw features.
+        seed: seed of the projection weights.
+        n_jobs: MeanShift worker processes (does not change the result).
+
+    Raises:
+        ValueError: ``features`` is not 2-D, holds non-finite values, or ``bandwidth <= 0``.
+    """
+    features = np.asarray(features)
+    if features.ndim != 2:
+        raise ValueError(f"cluster_components needs (N, D) features, got shape {features.shape}")
+    if not bandwidth > 0:
+        raise ValueError(f"MeanShift bandwidth must be > 0, got {bandwidth}")
+    empty = np.zeros(0, dtype=np.int64)
+    if features.shape[0] == 0:
+        return ClusterResult(labels=empty, n_clusters=0, sizes=empty, dropped_sizes=empty.copy())
+    if not np.all(np.isfinite(features)):
+        raise ValueError("cluster_components got non-finite features (NaN or inf)")
+    projected = np.asarray(random_projection(features, proj_dim, seed), dtype=np.float64)
+    raw = MeanShift(bandwidth=bandwidth, cluster_all=True, n_jobs=n_jobs).fit(projected).labels_
+    raw_sizes = np.bincount(raw)
+    # Decreasing size, ties by MeanShift's centre index (lexsort sorts by the last key first).
+    order = np.lexsort((np.arange(raw_sizes.size), -raw_sizes))
+    kept = order[raw_sizes[order] >= min_members]
+    dropped = order[raw_sizes[order] < min_members]
+    lut = np.full(raw_sizes.size, -1, dtype=np.int64)
+    lut[kept] = np.arange(kept.size)
+    return ClusterResult(
+        labels=lut[raw],
+        n_clusters=int(kept.size),
+        sizes=raw_sizes[kept].astype(np.int64),
+        dropped_sizes=raw_sizes[dropped].astype(np.int64),
+    )
+
+
+def alpha_min_members(n_images: int, alpha: float) -> int:
+    """Return the minimum cluster size ``int(alpha * n_images)``, at least 1 (the paper's alpha = 0.5).
+
+    >>> alpha_min_members(351, 0.5), alpha_min_members(1, 0.5)
+    (175, 1)
+    """
+    if n_images < 0 or alpha < 0:
+        raise ValueError(f"alpha_min_members needs n_images >= 0 and alpha >= 0, got {n_images} and {alpha}")
+    return max(1, int(alpha * n_images))

@@ -1,0 +1,85 @@
+"""Quality of pseudo-labels against ground-truth component maps: mIoU under the best one-to-one class matching.
+
+Pseudo-label class numbers are arbitrary, so every predicted class 1..n_pred is matched to at most one
+ground-truth class 1..n_gt by the Hungarian algorithm (scipy's ``linear_sum_assignment``) maximising the total IoU
+of a confusion matrix accumulated over all images. Background (0) is never matched, but its pixels still count:
+a GT pixel predicted 0 is a miss, a predicted pixel on GT 0 a false positive.
+
+>>> import numpy as np
+>>> gt = np.array([[1, 1, 2, 2]])
+>>> result = hungarian_miou([(np.array([[2, 2, 1, 1]]), gt)], n_pred=2, n_gt=2)
+>>> result["miou"], result["matching"]
+(1.0, {1: 2, 2: 1})
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+
+def hungarian_miou(pairs: Iterable[tuple[np.ndarray, np.ndarray]], n_pred: int, n_gt: int) -> dict[str, Any]:
+    """Return the Hungarian-matched mIoU of pseudo-label maps against ground-truth component maps.
+
+    Args:
+        pairs: (pseudo-label map with values 0..n_pred, GT component map with values 0..n_gt) per image, each pair
+            of one shape; consumed once, so a generator keeps only one image in memory.
+        n_pred: number of predicted classes (0 = background not counted).
+        n_gt: number of GT classes (0 = background not counted).
+
+    Returns:
+        ``{"miou": float, "per_class": {gt: iou}, "matching": {gt: pred or None}, "n_pred": int, "n_gt": int}``.
+        ``miou`` is the mean IoU over GT classes 1..n_gt, an unmatched GT class counting 0. A GT class whose best
+        assignment has IoU 0 is reported as unmatched (None). A GT class with no pixel in any pair cannot be
+        scored: it is left out of the mean and listed in ``absent_gt_classes``.
+        With ``n_gt == 0`` there is nothing to recover: ``miou`` is 1.0 if ``n_pred == 0`` (both agree that there
+        are no classes) and 0.0 otherwise (every predicted class is spurious), never NaN.
+
+    Raises:
+        ValueError: negative class counts, a pair of two shapes, or values outside 0..n_pred / 0..n_gt.
+    """
+    if n_pred < 0 or n_gt < 0:
+        raise ValueError(f"hungarian_miou needs n_pred >= 0 and n_gt >= 0, got {n_pred} and {n_gt}")
+    confusion = np.zeros((n_pred + 1) * (n_gt + 1), dtype=np.int64)
+    for i, (pred_map, gt_map) in enumerate(pairs):
+        pred, gt = _checked_pair(i, pred_map, gt_map, n_pred, n_gt)
+        confusion += np.bincount(pred * (n_gt + 1) + gt, minlength=confusion.size)
+    confusion = confusion.reshape(n_pred + 1, n_gt + 1)
+    result: dict[str, Any] = {"n_pred": n_pred, "n_gt": n_gt}
+    if n_gt == 0:
+        return {"miou": 1.0 if n_pred == 0 else 0.0, "per_class": {}, "matching": {}, **result}
+
+    inter = confusion[1:, 1:].astype(np.float64)
+    union = confusion[1:, :].sum(axis=1)[:, None] + confusion[:, 1:].sum(axis=0)[None, :] - inter
+    iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    present = [g for g in range(1, n_gt + 1) if confusion[:, g].sum() > 0]
+    per_class = {g: 0.0 for g in present}
+    matching: dict[int, int | None] = {g: None for g in present}
+    rows, cols = linear_sum_assignment(iou, maximize=True)
+    for p, g in zip(rows.tolist(), cols.tolist(), strict=True):
+        if iou[p, g] > 0 and g + 1 in per_class:
+            per_class[g + 1] = float(iou[p, g])
+            matching[g + 1] = p + 1
+    miou = float(np.mean(list(per_class.values()))) if per_class else (1.0 if n_pred == 0 else 0.0)
+    absent = [g for g in range(1, n_gt + 1) if g not in per_class]
+    return {"miou": miou, "per_class": per_class, "matching": matching, "absent_gt_classes": absent, **result}
+
+
+def _checked_pair(
+    index: int, pred_map: np.ndarray, gt_map: np.ndarray, n_pred: int, n_gt: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return pair ``index`` as two flat int64 arrays; raise ValueError if the maps differ in shape or hold values
+    outside 0..n_pred / 0..n_gt."""
+    pred_map, gt_map = np.asarray(pred_map), np.asarray(gt_map)
+    if pred_map.shape != gt_map.shape:
+        raise ValueError(f"hungarian_miou: pair {index} has shapes {pred_map.shape} (pseudo) and {gt_map.shape} (GT)")
+    pred = pred_map.astype(np.int64, copy=False).ravel()
+    gt = gt_map.astype(np.int64, copy=False).ravel()
+    if pred.size and (pred.min() < 0 or pred.max() > n_pred):
+        raise ValueError(f"hungarian_miou: pair {index} has pseudo-label values outside 0..{n_pred}")
+    if gt.size and (gt.min() < 0 or gt.max() > n_gt):
+        raise ValueError(f"hungarian_miou: pair {index} has GT values outside 0..{n_gt}")
+    return pred, gt

@@ -1,0 +1,146 @@
+"""The results across categories: ``metrics/summary.json``, ROC curves, visual reports and the README table.
+
+    python -m csad.report --summary metrics/summary.json --readme README.md
+
+prints the results table (markdown) generated from ``summary.json`` and, with ``--readme``, rewrites the part of
+the README between ``<!-- results:start -->`` and ``<!-- results:end -->``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from csad.data.loco import LocoCategory, read_image
+from csad.eval.auroc import roc_points
+from csad.eval.maps import anomaly_map_path, read_anomaly_map
+from csad.io import atomic_path, read_json, read_label_png
+from csad.viz import colorize, tile_grid
+
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+BRANCH_NAMES = {"fused": "CSAD (fused)", "patch_hist": "Patch Histogram only", "lgst": "LGST only"}
+
+
+def summarize(per_category: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Return the summary: per category and mean over categories of image AUROC (per branch) and AU-sPRO@0.05.
+
+    The overall mean AUROC equals the mean of the per-category (logical + structural) / 2, as the paper reports.
+    """
+    cats = sorted(per_category)
+    out: dict[str, Any] = {"categories": cats, "image_auroc": {}, "au_spro_0.05": {}, "per_category": {}}
+    for branch in BRANCH_NAMES:
+        out["image_auroc"][branch] = {
+            k: round(float(np.mean([per_category[c]["image_auroc"][branch][k] for c in cats])), 4)
+            for k in ("logical", "structural", "mean")
+        }
+    for k in ("logical_anomalies", "structural_anomalies", "mean"):
+        out["au_spro_0.05"][k] = round(float(np.mean([per_category[c]["au_spro_0.05"][k] for c in cats])), 4)
+    for c in cats:
+        m = per_category[c]
+        out["per_category"][c] = {
+            "image_auroc": m["image_auroc"],
+            "au_spro_0.05": m["au_spro_0.05"],
+        }
+    return out
+
+
+def results_table(summary: Mapping[str, Any]) -> str:
+    """Return the markdown results table of ``summary`` (image AUROC x 100 per branch, AU-sPRO@0.05 x 100)."""
+    lines = [
+        "| category | fused logical | fused structural | fused mean | PatchHist mean | LGST mean | AU-sPRO@0.05 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+
+    def pct(x: float) -> str:
+        return f"{100 * x:.1f}"
+
+    for c in summary["categories"]:
+        m = summary["per_category"][c]
+        auc = m["image_auroc"]
+        lines.append(
+            f"| {c} | {pct(auc['fused']['logical'])} | {pct(auc['fused']['structural'])} | "
+            f"{pct(auc['fused']['mean'])} | {pct(auc['patch_hist']['mean'])} | {pct(auc['lgst']['mean'])} | "
+            f"{pct(m['au_spro_0.05']['mean'])} |"
+        )
+    auc = summary["image_auroc"]
+    lines.append(
+        f"| **mean** | {pct(auc['fused']['logical'])} | {pct(auc['fused']['structural'])} | "
+        f"**{pct(auc['fused']['mean'])}** | {pct(auc['patch_hist']['mean'])} | {pct(auc['lgst']['mean'])} | "
+        f"{pct(summary['au_spro_0.05']['mean'])} |"
+    )
+    return "\n".join(lines)
+
+
+def update_readme(readme: Path, table: str) -> None:
+    """Replace the text between the results markers of ``readme`` with ``table`` (atomically)."""
+    text = readme.read_text(encoding="utf-8")
+    if START not in text or END not in text:
+        raise ValueError(f"{readme} has no {START} ... {END} markers")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    with atomic_path(readme) as tmp:
+        tmp.write_text(f"{head}{START}\n{table}\n{END}{tail}", encoding="utf-8")
+
+
+def write_roc_csvs(scores: pd.DataFrame, out_dir: Path, category: str) -> None:
+    """Write ``<out_dir>/<category>_<kind>.csv`` (fpr, tpr) of the fused score for logical and structural."""
+    test = scores[scores["split"] == "test"]
+    for kind in ("logical", "structural"):
+        fpr, tpr = roc_points(test["fused"].to_numpy(), test["type"].tolist(), kind)
+        frame = pd.DataFrame({"fpr": np.round(fpr, 5), "tpr": np.round(tpr, 5)})
+        with atomic_path(out_dir / f"{category}_{kind}.csv") as tmp:
+            frame.to_csv(tmp, index=False)
+
+
+def visual_report(category: LocoCategory, scores: pd.DataFrame, scores_dir: Path, per_type: int = 4) -> np.ndarray:
+    """Return a picture: for ``per_type`` test images of each type, the image, the anomaly map overlay and the
+    segmentation, captioned with the fused score."""
+    test = scores[scores["split"] == "test"]
+    by_key = category.by_key()
+    tiles: list[tuple[str, np.ndarray]] = []
+    for type_ in ("good", "logical_anomalies", "structural_anomalies"):
+        rows = test[test["type"] == type_]
+        picks = (
+            rows.iloc[np.linspace(0, len(rows) - 1, min(per_type, len(rows))).round().astype(int)]
+            if len(rows)
+            else rows
+        )
+        for _, row in picks.iterrows():
+            rec = by_key[row["key"]]
+            image = read_image(rec.path)
+            amap = read_anomaly_map(anomaly_map_path(scores_dir / "maps", category.name, rec.type, rec.stem))
+            tiles.append((f"{type_[:10]} {rec.stem} s={row['fused']:.1f}", image))
+            tiles.append(("anomaly map", _heat_overlay(image, amap)))
+            seg = read_label_png(scores_dir / "segmentation" / "test" / rec.type / f"{rec.stem}.png")
+            tiles.append(("segmentation", colorize(seg)))
+    return tile_grid(tiles, columns=6, tile_size=160)
+
+
+def _heat_overlay(image: np.ndarray, amap: np.ndarray) -> np.ndarray:
+    # One fixed scale for every image (normalised maps: 0 = q0.9 of validation, 0.1 = q0.995), so colours compare.
+    norm = np.clip(amap / 0.4, 0.0, 1.0)
+    heat = cv2.applyColorMap((norm * 255).astype(np.uint8), cv2.COLORMAP_JET)[..., ::-1]
+    return (0.5 * image + 0.5 * heat).astype(np.uint8)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Print the results table of a summary.json; optionally write it into the README."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--summary", default="metrics/summary.json")
+    parser.add_argument("--readme", help="rewrite the results section of this README")
+    args = parser.parse_args(argv)
+    table = results_table(read_json(args.summary))
+    print(table)
+    if args.readme:
+        update_readme(Path(args.readme), table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Image-level anomaly scores of CSAD's branches (method.md 4): the Patch Histogram of segmentation maps."""

@@ -1,0 +1,303 @@
+"""Semi-supervised training of the component segmenter (method.md 3.5-3.6) on a fixed schedule.
+
+Each iteration takes a labelled batch (LSA + light augmentation; CE + focal + dice) and, after
+``sup_only_epochs``, an unlabelled batch (no augmentation) whose predicted class histogram is pulled towards the
+label map of a random labelled image (hist loss), plus entropy minimisation on both predictions. One epoch is
+floor(N_labelled / batch) iterations (at least 1); the unlabelled images are cycled. Adam optimises the decoder
+only; the backbone is frozen (eval mode, no grad). There is no model selection: the last weights are returned.
+
+Seeded: the decoder's initial weights come from ``config.seed`` and every data choice from
+``numpy.random.default_rng(config.seed)``, so two CPU runs with equal inputs give identical weights.
+
+>>> import numpy as np
+>>> images = [np.full((32, 32, 3), v, np.uint8) for v in (40, 200, 90)]
+>>> label = np.zeros((32, 32), np.int64); label[8:24, 8:24] = 1
+>>> config = SegTrainConfig(image_size=32, batch_size_labeled=2, batch_size_unlabeled=2, epochs=2,
+...     sup_only_epochs=1, aspp_channels=8, decoder_channels=8, reduce_channels=8)
+>>> model, history = train_segmenter(images, {0: label, 1: label}, None, None, 2, config,
+...     BackboneSpec("resnet18", "none"))
+>>> [sorted(h) for h in history][1]
+['ce', 'dice', 'entropy', 'epoch', 'focal', 'hist', 'loss']
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from csad.models.segmenter import RELEASED_BN_MOMENTUM, ComponentSegmenter, to_input
+from csad.seg import losses
+from csad.seg.data import AugmentConfig, SegmentationData, augment_labeled, prepare_data
+from csad.seg.lsa import LSAConfig
+
+log = logging.getLogger(__name__)
+
+#: Names of the per-step / per-epoch loss entries (``loss`` is the weighted total).
+LOSS_NAMES: tuple[str, ...] = ("loss", "ce", "focal", "dice", "hist", "entropy")
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Loss weights; defaults are the released code's (the paper swaps focal and dice: Dice 10, Focal 1)."""
+
+    ce: float = 0.5
+    focal: float = 10.0
+    dice: float = 1.0
+    hist: float = 10.0
+    entropy: float = 1.0  # applied to the sum of the unlabelled and labelled entropies
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """Which frozen backbone to build (:func:`csad.models.backbone.build_backbone`)."""
+
+    name: str = "wide_resnet50_2"
+    weights: str = "none"  # checkpoint path | "download" | "none"
+    param: str = "segment.backbone.weights"  # params key named in error messages
+
+
+@dataclass(frozen=True)
+class SegTrainConfig:
+    """Settings of :func:`train_segmenter`; defaults are the paper profile (method.md 3.3-3.6)."""
+
+    image_size: int = 256
+    batch_size_labeled: int = 4
+    batch_size_unlabeled: int = 4
+    epochs: int = 120
+    sup_only_epochs: int = 50  # epochs (from 0) before hist + entropy losses are switched on
+    lr: float = 0.01
+    weight_decay: float = 1e-5
+    loss_weights: LossWeights = field(default_factory=LossWeights)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    fill_holes: bool = False  # released: True for breakfast_box and juice_bottle
+    aspp_channels: int = 256
+    decoder_channels: int = 256
+    reduce_channels: int = 48
+    bn_momentum: float = RELEASED_BN_MOMENTUM
+    cache_unlabeled_features: bool = True  # unlabelled images are not augmented: run the backbone on them once
+    channels_last: bool = False
+    seed: int = 42
+    device: str = "auto"  # auto | cpu | cuda[:k]
+    num_threads: int = 0  # torch CPU threads during training; 0 = leave torch's setting
+
+    def __post_init__(self) -> None:
+        if isinstance(self.loss_weights, Mapping):
+            object.__setattr__(self, "loss_weights", LossWeights(**self.loss_weights))
+        if isinstance(self.augment, Mapping):
+            augment = dict(self.augment)
+            if isinstance(augment.get("lsa_config"), Mapping):
+                lsa = dict(augment["lsa_config"])
+                if "accept_overlap" in lsa:
+                    lsa["accept_overlap"] = tuple(lsa["accept_overlap"])
+                augment["lsa_config"] = LSAConfig(**lsa)
+            object.__setattr__(self, "augment", AugmentConfig(**augment))
+        if self.image_size < 16 or self.epochs < 0 or self.sup_only_epochs < 0:
+            raise ValueError(
+                f"need image_size >= 16, epochs >= 0, sup_only_epochs >= 0; got {self.image_size}, {self.epochs}, "
+                f"{self.sup_only_epochs}"
+            )
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> SegTrainConfig:
+        """Return the config from a plain (params.yaml) dict; nested ``loss_weights`` and ``augment`` (with its
+        ``lsa_config``) may be dicts (they are converted on construction). Unknown keys raise ``TypeError``."""
+        return cls(**dict(values))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the config as a plain nested dict (inverse of :meth:`from_dict`)."""
+        return dataclasses.asdict(self)
+
+
+def resolve_device(device: str) -> torch.device:
+    """Return the torch device for ``device`` ("auto" = cuda when available, else cpu)."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def epoch_batches(n: int, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Return one epoch of shuffled index batches over ``range(n)`` (drop_last; at least one full batch).
+
+    With fewer than ``batch_size`` items the single batch is the permutation topped up by random draws with
+    replacement (the released loader would yield no batch at all).
+    """
+    perm = rng.permutation(n)
+    if n < batch_size:
+        perm = np.concatenate([perm, rng.integers(0, n, size=batch_size - n)])
+    return [perm[i * batch_size : (i + 1) * batch_size] for i in range(len(perm) // batch_size)]
+
+
+def _cycle(n: int, batch_size: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """Yield index batches over ``range(n)`` forever, reshuffling every pass."""
+    while True:
+        yield from epoch_batches(n, batch_size, rng)
+
+
+def train_segmenter(
+    images: Sequence[np.ndarray],
+    labels: Mapping[int, np.ndarray],
+    instances: Mapping[int, np.ndarray] | None,
+    backgrounds: Mapping[int, np.ndarray] | None,
+    num_classes: int,
+    config: SegTrainConfig | None = None,
+    backbone: BackboneSpec | None = None,
+    callback: Callable[[int, dict[str, float]], None] | None = None,
+    progress: bool = False,
+) -> tuple[ComponentSegmenter, list[dict[str, float]]]:
+    """Return (trained segmenter in eval mode on the training device, per-epoch mean losses).
+
+    Args:
+        images: all train/good images, uint8 RGB (H, W, 3), any size (resized to ``config.image_size``).
+        labels: image index -> pseudo-label map (at image resolution, 0 = background, < num_classes) of the
+            labelled subset; every other image is unlabelled.
+        instances: image index -> refined instance map of labelled images (LSA components); None = no LSA source.
+        backgrounds: image index -> bool background mask of labelled images (LSA avoids it); None = nothing.
+        num_classes: C, background included.
+        config: training settings (default: paper profile).
+        backbone: the frozen encoder spec (default: WRN50-2 with random weights).
+        callback: called after every iteration with (global step from 0, {name: value} of :data:`LOSS_NAMES`).
+        progress: show a tqdm bar over epochs.
+
+    History entries: ``{"epoch": e, "loss": ..., "ce": ..., "focal": ..., "dice": ..., "hist": ..., "entropy": ...}``
+    (hist and entropy are 0 during the supervised-only epochs).
+    """
+    config = config or SegTrainConfig()
+    backbone = backbone or BackboneSpec()
+    if config.batch_size_labeled < 2 or config.batch_size_unlabeled < 2:
+        raise ValueError("batch sizes must be >= 2 (BatchNorm of the image-pooling branch needs 2 samples)")
+    for i, label in labels.items():
+        top = int(np.max(label)) if np.size(label) else 0
+        if top >= num_classes or int(np.min(label)) < 0:
+            raise ValueError(f"label map {i} has values outside [0, {num_classes}) (max {top})")
+    previous_threads = torch.get_num_threads()
+    if config.num_threads > 0:
+        torch.set_num_threads(config.num_threads)
+    try:
+        return _train(images, labels, instances, backgrounds, num_classes, config, backbone, callback, progress)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _train(
+    images: Sequence[np.ndarray],
+    labels: Mapping[int, np.ndarray],
+    instances: Mapping[int, np.ndarray] | None,
+    backgrounds: Mapping[int, np.ndarray] | None,
+    num_classes: int,
+    config: SegTrainConfig,
+    backbone: BackboneSpec,
+    callback: Callable[[int, dict[str, float]], None] | None,
+    progress: bool,
+) -> tuple[ComponentSegmenter, list[dict[str, float]]]:
+    """Return the trained model and history (see :func:`train_segmenter`); threads already set."""
+    device = resolve_device(config.device)
+    rng = np.random.default_rng(config.seed)
+    data = prepare_data(images, labels, instances, backgrounds, config.image_size, fill=config.fill_holes)
+    model = ComponentSegmenter(
+        num_classes,
+        backbone=backbone.name,
+        weights=backbone.weights,
+        param=backbone.param,
+        seed=config.seed,
+        aspp_channels=config.aspp_channels,
+        decoder_channels=config.decoder_channels,
+        reduce_channels=config.reduce_channels,
+        bn_momentum=config.bn_momentum,
+    ).to(device)
+    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+    model = model.to(memory_format=memory_format)
+    model.train()
+    optimizer = torch.optim.Adam(model.decoder_parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    size = (config.image_size, config.image_size)
+    w = config.loss_weights
+    n_lab, n_unlab = len(data.labeled), len(data.unlabeled)
+    semi = config.epochs > config.sup_only_epochs
+    if semi and n_unlab == 0:
+        log.warning("no unlabelled images: the hist loss and the unlabelled entropy are skipped")
+
+    def features(batch: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        x = to_input(batch, device).contiguous(memory_format=memory_format)
+        return model.features(x)
+
+    cache: tuple[torch.Tensor, torch.Tensor] | None = None
+    if semi and n_unlab and config.cache_unlabeled_features:
+        chunks = [
+            features(data.images[data.unlabeled[i : i + config.batch_size_unlabeled]])
+            for i in range(0, n_unlab, config.batch_size_unlabeled)
+        ]
+        cache = (torch.cat([c[0] for c in chunks]), torch.cat([c[1] for c in chunks]))
+    unlab_batches = _cycle(n_unlab, config.batch_size_unlabeled, rng) if n_unlab else None
+
+    history: list[dict[str, float]] = []
+    step = 0
+    epochs = tqdm(range(config.epochs), desc="segmenter", disable=not progress)
+    for epoch in epochs:
+        use_unsup = epoch >= config.sup_only_epochs
+        sums = dict.fromkeys(LOSS_NAMES, 0.0)
+        batches = epoch_batches(n_lab, config.batch_size_labeled, rng)
+        for batch in batches:
+            pairs = [augment_labeled(data, int(k), config.augment, rng) for k in batch]
+            low, high = features(np.stack([p[0] for p in pairs]))
+            target = torch.from_numpy(np.stack([p[1] for p in pairs])).to(device)
+            logits = model.decode(low, high, size)
+            ce = losses.cross_entropy(logits, target)
+            focal = losses.focal_loss(logits, target)
+            dice = losses.dice_loss(logits, target)
+            total = w.ce * ce + w.focal * focal + w.dice * dice
+            hist = entropy = torch.zeros((), device=device)
+            if use_unsup:
+                entropy = losses.entropy_loss(logits)
+                if unlab_batches is not None:
+                    ub = next(unlab_batches)
+                    rand_gt = torch.from_numpy(data.labels[rng.integers(0, n_lab, size=len(ub))]).to(device)
+                    if cache is not None:
+                        ub_t = torch.from_numpy(ub).to(device)
+                        u_low, u_high = cache[0][ub_t], cache[1][ub_t]
+                    else:
+                        u_low, u_high = features(data.images[data.unlabeled[ub]])
+                    u_logits = model.decode(u_low, u_high, size)
+                    hist = losses.hist_loss(u_logits, rand_gt)
+                    entropy = entropy + losses.entropy_loss(u_logits)
+                total = total + w.hist * hist + w.entropy * entropy
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            optimizer.step()
+            values = {
+                "loss": float(total.detach()),
+                "ce": float(ce.detach()),
+                "focal": float(focal.detach()),
+                "dice": float(dice.detach()),
+                "hist": float(hist.detach()),
+                "entropy": float(entropy.detach()),
+            }
+            for name, value in values.items():
+                sums[name] += value
+            if callback is not None:
+                callback(step, values)
+            step += 1
+        record = {"epoch": float(epoch), **{name: sums[name] / len(batches) for name in LOSS_NAMES}}
+        history.append(record)
+        log.info("segmenter epoch %d/%d: loss %.4f", epoch + 1, config.epochs, record["loss"])
+    model.eval()
+    return model, history
+
+
+__all__ = [
+    "LOSS_NAMES",
+    "AugmentConfig",
+    "BackboneSpec",
+    "LSAConfig",
+    "LossWeights",
+    "SegTrainConfig",
+    "SegmentationData",
+    "epoch_batches",
+    "resolve_device",
+    "train_segmenter",
+]

@@ -1,0 +1,47 @@
+"""DVC stage ``evaluate``: results over all categories.
+
+    python stages/evaluate.py
+
+Reads ``metrics/<category>.json`` and ``data/scores/<category>/`` of every category in params ``categories``.
+Writes ``metrics/summary.json`` (means over categories as the paper reports them), ROC curves of the fused score
+(``metrics/roc/<category>_<logical|structural>.csv``, DVC plots) and a visual report per category
+(``metrics/report/<category>.png``: test images, anomaly map, segmentation).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+from csad.data.loco import LocoCategory
+from csad.errors import CsadError
+from csad.io import read_json, write_json, write_png
+from csad.params import load_params
+from csad.report import summarize, visual_report, write_roc_csvs
+from csad.stage import run_stage
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Summarise every category's scores."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args(argv)
+    params = load_params(args.params)
+    per_category = {}
+    for name in params["categories"]:
+        metrics_path = Path("metrics") / f"{name}.json"
+        if not metrics_path.is_file():
+            raise CsadError(f"{metrics_path} is missing: run the score stage (dvc repro score@{name})")
+        per_category[name] = read_json(metrics_path)
+        scores_dir = Path("data/scores") / name
+        scores = pd.read_parquet(scores_dir / "scores.parquet")
+        write_roc_csvs(scores, Path("metrics/roc"), name)
+        category = LocoCategory.open(params["dataset"]["root"], name)
+        write_png(Path("metrics/report") / f"{name}.png", visual_report(category, scores, scores_dir))
+    write_json(Path("metrics/summary.json"), summarize(per_category))
+
+
+if __name__ == "__main__":
+    run_stage(main)

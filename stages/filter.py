@@ -1,0 +1,50 @@
+"""DVC stage ``filter@<category>``: the final semantic pseudo-labels (0 = background, 1..K = classes).
+
+    python stages/filter.py --category pushpins
+
+Class-area histograms per image, HDBSCAN (min cluster size fallback never below 2), the top-ratio closest images
+as the labelled set, classes with a small mean area pruned and the rest remapped to 1..K (params ``filter``).
+Writes ``data/pseudo_labels/<category>/`` (labels/<stem>.png, labeled.parquet, histograms.parquet, classes.json),
+the metric ``metrics/<category>/pseudo_labels.json`` (mIoU against component_gt when the dataset has it) and the
+plot ``metrics/<category>/pseudo_labels.png``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from csad.io import write_json, write_png
+from csad.params import resolve
+from csad.pseudo.report import pseudo_label_grid, pseudo_label_quality
+from csad.pseudo.steps import run_filter
+from csad.stage import load_stage, run_stage
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Filter the clustered components of one category into pseudo-label maps."""
+    args, params, category = load_stage(argv, __doc__)
+    cfg = resolve(params["filter"], args.category)
+    out = Path("data/pseudo_labels") / args.category
+    records = category.split("train")
+    summary = run_filter(
+        records, Path("data/components") / args.category, Path("data/clusters") / args.category, cfg, out
+    )
+    labeled = pd.read_parquet(out / "labeled.parquet")
+    labeled_keys = labeled.loc[labeled["labeled"], "key"].tolist()
+    metrics = {
+        "num_classes": summary["classes"],
+        "labeled_images": summary["labeled_images"],
+        "train_images": summary["images"],
+        **pseudo_label_quality(category, out / "labels", labeled_keys, summary["classes"]),
+    }
+    write_json(Path("metrics") / args.category / "pseudo_labels.json", metrics)
+    write_png(
+        Path("metrics") / args.category / "pseudo_labels.png",
+        pseudo_label_grid(records, out / "labels", set(labeled_keys)),
+    )
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,39 @@
+"""DVC stage ``propose@<category>``: part-level object proposals + corner background per train image (X_seg).
+
+    python stages/propose.py --category pushpins
+
+Backend ``sam``: SAM automatic mask generator (params ``propose.sam``: model_type, checkpoint, the AMG settings),
+split into connected components, minus the background SAM finds from the 8 corner points.
+Backend ``classical``: a weight-free over-segmentation (params ``propose.classical``).
+Writes ``data/proposals/<category>/{instances,background}/<stem>.png``, ``proposals.parquet``, ``summary.json``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from csad.errors import ParamsError
+from csad.params import build_with_kwargs, resolve
+from csad.pseudo.steps import run_proposals
+from csad.stage import load_stage, run_stage, select_device
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Propose part-level instances in every train image of one category."""
+    args, params, category = load_stage(argv, __doc__)
+    cfg = resolve(params["propose"], args.category)
+    if cfg["backend"] == "sam":
+        from csad.pseudo.proposals import build_sam_proposals
+
+        backend = build_sam_proposals(cfg["sam"], select_device(params["runtime"]))
+    elif cfg["backend"] == "classical":
+        from csad.pseudo.classical import ClassicalProposals
+
+        backend = build_with_kwargs(ClassicalProposals, cfg["classical"], "propose.classical")
+    else:
+        raise ParamsError(f"{args.params}: propose.backend must be 'sam' or 'classical', got {cfg['backend']!r}")
+    run_proposals(category.split("train"), backend, Path("data/proposals") / args.category)
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,47 @@
+"""DVC stage ``train_lgst@<category>``: the Local-Global Student-Teacher branch (method.md section 5).
+
+    python stages/train_lgst.py --category pushpins
+
+Frozen teacher (shared backbone layer2 + layer3, 3x3 average pooling, frozen seeded 1x1 projection), local student
+(33x33 receptive field, two heads) and autoencoder, trained on train/good with the hard loss, optional penalty
+images and the AE / student-AE losses; map quantiles (0.9 / 0.995) fitted on validation/good only.
+Params ``lgst`` (per category via ``lgst.overrides``) and ``runtime``. Writes ``models/<category>/lgst.pt`` and the
+training curves ``metrics/<category>/train_lgst/`` (dvclive).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dvclive import Live
+
+from csad.data.loco import read_image
+from csad.lgst.train import config_from_params, fit_map_normalizer, save_lgst, train_lgst
+from csad.params import resolve
+from csad.stage import load_stage, run_stage, select_device
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Train LGST for one category."""
+    args, params, category = load_stage(argv, __doc__)
+    cfg = {k: v for k, v in resolve(params["lgst"], args.category).items()}
+    cfg["device"] = select_device(params["runtime"])
+    config, backbone = config_from_params(cfg)
+    train = [read_image(r.path) for r in category.split("train")]
+    val = [read_image(r.path) for r in category.split("validation")]
+    every = max(1, config.iterations // 200)
+    with Live(dir=str(Path("metrics") / args.category / "train_lgst"), save_dvc_exp=False, dvcyaml=None) as live:
+
+        def log_step(step: int, losses: dict[str, float]) -> None:
+            if step % every == 0 or step == config.iterations:
+                live.step = step
+                for name, value in losses.items():
+                    live.log_metric(f"train/{name}", float(value), plot=True)
+
+        model = train_lgst(train, config, backbone, callback=log_step)
+        normalizer = fit_map_normalizer(model, val, config)
+    save_lgst(Path("models") / args.category / "lgst.pt", model, normalizer, config)
+
+
+if __name__ == "__main__":
+    run_stage(main)

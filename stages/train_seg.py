@@ -1,0 +1,53 @@
+"""DVC stage ``train_seg@<category>``: the component segmenter (frozen backbone + DeepLabV3+ decoder, LSA) trained
+on the pseudo-labels, and the Patch Histogram fitted on its predictions.
+
+    python stages/train_seg.py --category pushpins
+
+Params ``segment`` (backbone, train schedule/losses/augmentation, patch_hist grids and trimming; per category via
+``segment.overrides``) and ``runtime``. Writes ``models/<category>/segmenter.pt``, the training curves
+``metrics/<category>/train_seg/`` (dvclive) and ``metrics/<category>/segmentation.json`` (mIoU of the predictions
+on test/good against component_gt, when the dataset has it).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dvclive import Live
+
+from csad.io import write_json
+from csad.params import resolve
+from csad.seg.run import load_segmenter, segmentation_quality, train_category_segmenter
+from csad.stage import load_stage, run_stage, select_device
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Train the segmenter of one category."""
+    args, params, category = load_stage(argv, __doc__)
+    cfg = resolve(params["segment"], args.category)
+    device = select_device(params["runtime"])
+    checkpoint = Path("models") / args.category / "segmenter.pt"
+    with Live(dir=str(Path("metrics") / args.category / "train_seg"), save_dvc_exp=False, dvcyaml=None) as live:
+
+        def log_step(step: int, losses: dict[str, float]) -> None:
+            for name, value in losses.items():
+                live.log_metric(f"train/{name}", float(value), plot=True)
+            live.next_step()
+
+        summary = train_category_segmenter(
+            category,
+            Path("data/pseudo_labels") / args.category,
+            Path("data/refined") / args.category,
+            Path("data/proposals") / args.category,
+            cfg,
+            device,
+            checkpoint,
+            callback=log_step,
+        )
+    model, _, size = load_segmenter(checkpoint, device=device)
+    quality = segmentation_quality(category, model, size, device)
+    write_json(Path("metrics") / args.category / "segmentation.json", {**quality, **summary})
+
+
+if __name__ == "__main__":
+    run_stage(main)

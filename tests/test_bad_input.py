@@ -1,0 +1,92 @@
+"""Bad input at the stage level: one clear line on stderr, exit status 1, no traceback."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.helpers import REPO_ROOT, tiny_params
+
+pytestmark = pytest.mark.integration
+
+
+def _stage(stage: str, cwd: Path, params: dict[str, Any], category: str = "breakfast_box") -> str:
+    (cwd / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    proc = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "stages" / f"{stage}.py"), "--category", category],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 1, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    return lines[0]
+
+
+@pytest.fixture
+def workdir(tiny_dataset: Path, tmp_path: Path) -> tuple[Path, dict[str, Any]]:
+    shutil.copytree(tiny_dataset / "breakfast_box", tmp_path / "ds" / "breakfast_box")
+    params = tiny_params(["breakfast_box"])
+    params["dataset"]["root"] = str(tmp_path / "ds")
+    return tmp_path, params
+
+
+def test_missing_dataset(workdir: tuple[Path, dict[str, Any]]) -> None:
+    cwd, params = workdir
+    params["dataset"]["root"] = str(cwd / "nowhere")
+    assert "does not exist: set dataset.root in params.yaml" in _stage("tag", cwd, params)
+
+
+def test_wrong_category_name(workdir: tuple[Path, dict[str, Any]]) -> None:
+    cwd, params = workdir
+    params["categories"].append("breakfastbox")
+    line = _stage("tag", cwd, params, category="breakfastbox")
+    assert "unknown category 'breakfastbox'" in line and "available: breakfast_box" in line
+    assert "is not in categories" in _stage("tag", cwd, tiny_params(["pushpins"]), category="breakfast_box")
+
+
+def test_corrupt_image(workdir: tuple[Path, dict[str, Any]]) -> None:
+    cwd, params = workdir
+    (cwd / "ds/breakfast_box/train/good/001.png").write_bytes(b"garbage")
+    (cwd / "data/tags").mkdir(parents=True)
+    (cwd / "data/tags/breakfast_box.json").write_text('{"prompt": "x ."}')
+    line = _stage("ground", cwd, params)
+    assert "unreadable image" in line and "train/good/001.png" in line
+
+
+def test_missing_checkpoint(workdir: tuple[Path, dict[str, Any]]) -> None:
+    cwd, params = workdir
+    params["propose"]["backend"] = "sam"
+    line = _stage("propose", cwd, params)
+    assert "propose.sam.checkpoint" in line and "not found" in line
+
+
+def test_empty_validation_folder(workdir: tuple[Path, dict[str, Any]]) -> None:
+    cwd, params = workdir
+    for p in (cwd / "ds/breakfast_box/validation/good").iterdir():
+        p.unlink()
+    assert "validation/good is empty" in _stage("tag", cwd, params)
+
+
+def test_unknown_backend_option(workdir: tuple[Path, dict[str, Any]]) -> None:
+    cwd, params = workdir
+    params["ground"]["classical"]["work_sise"] = 256
+    (cwd / "data/tags").mkdir(parents=True)
+    (cwd / "data/tags/breakfast_box.json").write_text('{"prompt": "x ."}')
+    assert "unknown key ground.classical.work_sise (did you mean ground.classical.work_size?)" in _stage(
+        "ground", cwd, params
+    )
+
+
+def test_params_typo(workdir: tuple[Path, dict[str, Any]]) -> None:
+    cwd, params = workdir
+    params["cluster"]["bandwith"] = params["cluster"].pop("bandwidth")
+    assert "unknown key cluster.bandwith (did you mean cluster.bandwidth?)" in _stage("tag", cwd, params)

@@ -1,0 +1,108 @@
+"""The pseudo-label step runners on a tiny dataset, with stand-in backends for the edge cases."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from csad.data.loco import LocoCategory
+from csad.errors import CsadError
+from csad.pseudo.steps import run_cluster, run_features, run_filter, run_grounding, run_proposals, run_refine
+from csad.pseudo.types import GroundingResult, ProposalResult
+
+FEATURES = {"descriptors": ["color", "area"], "batch_size": 4}
+
+
+class Nothing:
+    """A grounding/proposal backend that never finds anything."""
+
+    def __call__(self, image: np.ndarray, prompt: str | None = None) -> GroundingResult | ProposalResult:
+        empty = np.zeros(image.shape[:2], np.uint16)
+        if prompt is None:
+            return ProposalResult(empty, np.zeros(image.shape[:2], bool), ["no proposal"])
+        return GroundingResult(empty, np.zeros(image.shape[:2], bool), [], ["no detections"])
+
+
+class Squares:
+    """Two squares per image: a red-ish one top-left and a blue one bottom-right (fixed size)."""
+
+    def __call__(self, image: np.ndarray, prompt: str | None = None) -> GroundingResult | ProposalResult:
+        h, w = image.shape[:2]
+        inst = np.zeros((h, w), np.uint16)
+        inst[4:20, 4:20] = 1
+        inst[h - 18 : h - 4, w - 18 : w - 4] = 2
+        bg = np.zeros((h, w), bool)
+        if prompt is None:
+            return ProposalResult(inst, bg)
+        return GroundingResult(inst, bg, ["a", "b"])
+
+
+def _records(tiny_dataset: Path) -> list:
+    return LocoCategory.open(tiny_dataset, "breakfast_box").split("train")
+
+
+def _pipeline(tiny_dataset: Path, tmp: Path, backend: object, cluster: dict) -> tuple[Path, dict]:
+    recs = _records(tiny_dataset)
+    run_grounding(recs, backend, "a . b .", tmp / "grounding")
+    run_proposals(recs, backend, tmp / "proposals")
+    refine = {"mode": "coarse", "use_grounding_filter": False}
+    run_refine(recs, tmp / "grounding", tmp / "proposals", refine, tmp / "refined")
+    run_features(recs, tmp / "refined", FEATURES, "cpu", tmp / "components")
+    run_cluster(tmp / "components", tmp / "refined", cluster, len(recs), tmp / "clusters")
+    filt = {
+        "min_cluster_fraction": 0.1,
+        "top_ratio": 0.5,
+        "largest_only": True,
+        "min_class_area": 0.001,
+        "prune_over": "largest",
+    }
+    return tmp, run_filter(recs, tmp / "components", tmp / "clusters", filt, tmp / "pseudo")
+
+
+def test_two_fixed_components_give_two_classes(tiny_dataset: Path, tmp_path: Path) -> None:
+    cluster = {"proj_dim": 0, "seed": 0, "bandwidth": 5.0, "alpha": 0.5, "n_jobs": 1}
+    out, summary = _pipeline(tiny_dataset, tmp_path, Squares(), cluster)
+    assert summary["classes"] >= 1
+    labeled = pd.read_parquet(out / "pseudo" / "labeled.parquet")
+    assert labeled["key"].tolist() == sorted(labeled["key"]) and labeled["labeled"].any()
+    for stem in labeled["stem"]:
+        assert (out / "pseudo" / "labels" / f"{stem}.png").is_file()
+
+
+def test_no_detection_anywhere_ends_with_a_clear_error(tiny_dataset: Path, tmp_path: Path) -> None:
+    recs = _records(tiny_dataset)
+    summary = run_grounding(recs, Nothing(), "a .", tmp_path / "grounding")
+    assert summary["empty_images"] == [r.key for r in recs]
+    assert all("no detections" in w for w in summary["warnings"].values())
+    run_proposals(recs, Nothing(), tmp_path / "proposals")
+    with pytest.raises(CsadError, match="no image has any component left"):
+        run_refine(
+            recs,
+            tmp_path / "grounding",
+            tmp_path / "proposals",
+            {"mode": "fine", "use_grounding_filter": True},
+            tmp_path / "refined",
+        )
+
+
+def test_cluster_pool_that_empties_is_a_clear_error(tiny_dataset: Path, tmp_path: Path) -> None:
+    # alpha 10: no cluster can have 10 x (number of images) members
+    cluster = {"proj_dim": 0, "seed": 0, "bandwidth": 5.0, "alpha": 10.0, "n_jobs": 1}
+    with pytest.raises(CsadError, match="no cluster has at least"):
+        _pipeline(tiny_dataset, tmp_path, Squares(), cluster)
+
+
+def test_missing_upstream_artifact_names_the_stage(tiny_dataset: Path, tmp_path: Path) -> None:
+    recs = _records(tiny_dataset)
+    run_grounding(recs, Squares(), "a .", tmp_path / "grounding")
+    with pytest.raises(CsadError, match="rerun the propose stage"):
+        run_refine(
+            recs,
+            tmp_path / "grounding",
+            tmp_path / "nope",
+            {"mode": "fine", "use_grounding_filter": True},
+            tmp_path / "refined",
+        )
