@@ -2,8 +2,9 @@
 
     python -m csad.report --summary metrics/summary.json --readme README.md
 
-prints the results table (markdown) generated from ``summary.json`` and, with ``--readme``, rewrites the part of
-the README between ``<!-- results:start -->`` and ``<!-- results:end -->``.
+prints the results table (markdown) generated from ``summary.json`` and the quality table (pseudo-labels,
+segmentation, timings) from the per-category metrics beside it; with ``--readme`` it rewrites the README parts
+between ``<!-- results:start/end -->`` and ``<!-- quality:start/end -->``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from csad.io import atomic_path, read_json, read_label_png
 from csad.viz import colorize, tile_grid
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
+QUALITY_START, QUALITY_END = "<!-- quality:start -->", "<!-- quality:end -->"
 BRANCH_NAMES = {"fused": "CSAD (fused)", "patch_hist": "Patch Histogram only", "lgst": "LGST only"}
 
 
@@ -77,15 +79,40 @@ def results_table(summary: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def update_readme(readme: Path, table: str) -> None:
-    """Replace the text between the results markers of ``readme`` with ``table`` (atomically)."""
+def quality_table(metrics_dir: Path, categories: Sequence[str]) -> str:
+    """Return the markdown table of pseudo-label and segmentation quality (Hungarian mIoU against component_gt),
+    seconds per image of the pseudo-label stages and training seconds, from the per-category metrics files."""
+    lines = [
+        "| category | pseudo-label mIoU | classes K | labelled / train images | segmentation mIoU (test/good) "
+        "| pseudo-label s/img (ground+propose+refine+features) | segmenter training s | LGST training s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for c in categories:
+        pseudo = read_json(metrics_dir / c / "pseudo_labels.json")
+        seg = read_json(metrics_dir / c / "segmentation.json")
+        per_image = sum(
+            read_json(metrics_dir / c / "timing" / f"{s}.json").get("seconds_per_image", 0.0)
+            for s in ("ground", "propose", "refine", "features")
+        )
+        lgst_path = metrics_dir / c / "train_lgst" / "metrics.json"
+        lgst_s = read_json(lgst_path).get("train_seconds", "n/a") if lgst_path.is_file() else "n/a"
+        lines.append(
+            f"| {c} | {pseudo.get('miou', 'n/a')} | {pseudo['num_classes']} | {pseudo['labeled_images']} / "
+            f"{pseudo['train_images']} | {seg.get('miou', 'n/a')} | {per_image:.3f} | {seg.get('train_seconds')} "
+            f"| {lgst_s} |"
+        )
+    return "\n".join(lines)
+
+
+def update_readme(readme: Path, table: str, start: str = START, end: str = END) -> None:
+    """Replace the text between the ``start`` and ``end`` markers of ``readme`` with ``table`` (atomically)."""
     text = readme.read_text(encoding="utf-8")
-    if START not in text or END not in text:
-        raise ValueError(f"{readme} has no {START} ... {END} markers")
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
+    if start not in text or end not in text:
+        raise ValueError(f"{readme} has no {start} ... {end} markers")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
     with atomic_path(readme) as tmp:
-        tmp.write_text(f"{head}{START}\n{table}\n{END}{tail}", encoding="utf-8")
+        tmp.write_text(f"{head}{start}\n{table}\n{end}{tail}", encoding="utf-8")
 
 
 def write_roc_csvs(scores: pd.DataFrame, out_dir: Path, category: str) -> None:
@@ -135,10 +162,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--summary", default="metrics/summary.json")
     parser.add_argument("--readme", help="rewrite the results section of this README")
     args = parser.parse_args(argv)
-    table = results_table(read_json(args.summary))
-    print(table)
+    summary = read_json(args.summary)
+    table = results_table(summary)
+    quality = quality_table(Path(args.summary).parent, summary["categories"])
+    print(table, quality, sep="\n\n")
     if args.readme:
         update_readme(Path(args.readme), table)
+        update_readme(Path(args.readme), quality, QUALITY_START, QUALITY_END)
     return 0
 
 

@@ -10,6 +10,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from csad.data.loco import LocoCategory
@@ -64,3 +65,11 @@ def select_device(runtime: dict[str, Any]) -> str:
     if device == "cuda" and not torch.cuda.is_available():
         raise ParamsError("runtime.device is 'cuda' but no CUDA device is available; use auto or cpu")
     return str(device)
+
+
+def write_timing(category: str, stage: str, summary: dict[str, Any]) -> None:
+    """Write ``metrics/<category>/timing/<stage>.json``: images, seconds and seconds per image of a stage run."""
+    from csad.io import write_json
+
+    keys = ("images", "components", "seconds", "seconds_per_image")
+    write_json(Path("metrics") / category / "timing" / f"{stage}.json", {k: summary[k] for k in keys if k in summary})

@@ -16,7 +16,7 @@ from csad.errors import ParamsError
 from csad.io import read_json
 from csad.params import build_with_kwargs, resolve
 from csad.pseudo.steps import run_grounding
-from csad.stage import load_stage, run_stage, select_device
+from csad.stage import load_stage, run_stage, select_device, write_timing
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -39,7 +39,8 @@ def main(argv: list[str] | None = None) -> None:
         raise ParamsError(
             f"{args.params}: ground.backend must be 'grounded_sam' or 'classical', got {cfg['backend']!r}"
         )
-    run_grounding(category.split("train"), backend, prompt, Path("data/grounding") / args.category)
+    summary = run_grounding(category.split("train"), backend, prompt, Path("data/grounding") / args.category)
+    write_timing(args.category, "ground", summary)
 
 
 if __name__ == "__main__":

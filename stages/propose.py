@@ -15,7 +15,7 @@ from pathlib import Path
 from csad.errors import ParamsError
 from csad.params import build_with_kwargs, resolve
 from csad.pseudo.steps import run_proposals
-from csad.stage import load_stage, run_stage, select_device
+from csad.stage import load_stage, run_stage, select_device, write_timing
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -32,7 +32,8 @@ def main(argv: list[str] | None = None) -> None:
         backend = build_with_kwargs(ClassicalProposals, cfg["classical"], "propose.classical")
     else:
         raise ParamsError(f"{args.params}: propose.backend must be 'sam' or 'classical', got {cfg['backend']!r}")
-    run_proposals(category.split("train"), backend, Path("data/proposals") / args.category)
+    summary = run_proposals(category.split("train"), backend, Path("data/proposals") / args.category)
+    write_timing(args.category, "propose", summary)
 
 
 if __name__ == "__main__":

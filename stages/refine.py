@@ -14,20 +14,21 @@ from pathlib import Path
 
 from csad.params import resolve
 from csad.pseudo.steps import run_refine
-from csad.stage import load_stage, run_stage
+from csad.stage import load_stage, run_stage, write_timing
 
 
 def main(argv: list[str] | None = None) -> None:
     """Refine the proposals of every train image of one category."""
     args, params, category = load_stage(argv, __doc__)
     cfg = resolve(params["refine"], args.category)
-    run_refine(
+    summary = run_refine(
         category.split("train"),
         Path("data/grounding") / args.category,
         Path("data/proposals") / args.category,
         cfg,
         Path("data/refined") / args.category,
     )
+    write_timing(args.category, "refine", summary)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ training curves ``metrics/<category>/train_lgst/`` (dvclive).
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from dvclive import Live
@@ -38,8 +39,10 @@ def main(argv: list[str] | None = None) -> None:
                 for name, value in losses.items():
                     live.log_metric(f"train/{name}", float(value), plot=True)
 
+        start = time.perf_counter()
         model = train_lgst(train, config, backbone, callback=log_step)
         normalizer = fit_map_normalizer(model, val, config)
+        live.summary["train_seconds"] = round(time.perf_counter() - start, 2)
     save_lgst(Path("models") / args.category / "lgst.pt", model, normalizer, config)
 
 

@@ -45,7 +45,7 @@ def _share_and_reuse(tmp_path: Path, remote_url: str, endpoint: str | None = Non
     ran = _ran(dvc("repro", f"filter@{CATEGORY}", cwd=machine_b).stdout)
     assert ran == [f"synth@{CATEGORY}"], ran  # re-rendered (cheap, push: false); identical, so nothing follows
     assert not PSEUDO_STAGES & set(ran)
-    assert "up to date" in dvc("status", cwd=machine_b).stdout
+    assert "up to date" in dvc("status", f"filter@{CATEGORY}", cwd=machine_b).stdout
 
 
 def test_local_directory_remote(tmp_path: Path) -> None:

@@ -38,6 +38,15 @@ def _timed_loop(
     return rows, time.perf_counter() - start
 
 
+TIMING_KEYS = ("seconds", "seconds_per_image")
+
+
+def without_timing(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """Return ``summary`` without wall-clock figures, so the artifact written from it is bit-reproducible (timings
+    go to the stage's metrics file instead)."""
+    return {k: v for k, v in summary.items() if k not in TIMING_KEYS}
+
+
 def _summary(rows: list[dict[str, Any]], seconds: float, **extra: Any) -> dict[str, Any]:
     warned = {r["key"]: r["warnings"] for r in rows if r.get("warnings")}
     return {
@@ -73,7 +82,7 @@ def run_grounding(
         rows, seconds = _timed_loop(records, "ground", work)
         pd.DataFrame(rows).to_parquet(tmp / "grounding.parquet", index=False)
         summary = _summary(rows, seconds, prompt=prompt)
-        write_json(tmp / "summary.json", summary)
+        write_json(tmp / "summary.json", without_timing(summary))
     return summary
 
 
@@ -97,7 +106,7 @@ def run_proposals(records: Sequence[ImageRecord], backend: ProposalBackend, out_
         rows, seconds = _timed_loop(records, "propose", work)
         pd.DataFrame(rows).to_parquet(tmp / "proposals.parquet", index=False)
         summary = _summary(rows, seconds)
-        write_json(tmp / "summary.json", summary)
+        write_json(tmp / "summary.json", without_timing(summary))
     return summary
 
 
@@ -123,7 +132,7 @@ def run_refine(
 
         rows, seconds = _timed_loop(records, "refine", work)
         summary = _summary(rows, seconds, mode=cfg.get("mode"))
-        write_json(tmp / "summary.json", summary)
+        write_json(tmp / "summary.json", without_timing(summary))
     if summary["empty_images"] and len(summary["empty_images"]) == len(records):
         raise CsadError(
             f"refine: no image has any component left ({out_dir}); check the ground/propose outputs and "
@@ -161,7 +170,7 @@ def run_cluster(
             lut = np.zeros(int(instances.max(initial=0)) + 1, dtype=np.int64)
             lut[group["component"].to_numpy()] = group["cluster"].to_numpy() + 1
             write_map(tmp / "maps" / f"{stem}.png", lut[instances])
-        write_json(tmp / "summary.json", summary)
+        write_json(tmp / "summary.json", without_timing(summary))
     if result.n_clusters == 0:
         raise CsadError(
             f"cluster: no cluster has at least {min_members} members ({len(table)} components); raise "
@@ -254,7 +263,7 @@ def run_filter(
         filtered.insert(0, "key", keys)
         filtered.to_parquet(tmp / "histograms.parquet", index=False)
         write_json(tmp / "classes.json", {"num_classes": len(kept), "raw_clusters": kept.tolist()})
-        write_json(tmp / "summary.json", summary)
+        write_json(tmp / "summary.json", without_timing(summary))
     return summary
 
 
@@ -310,5 +319,5 @@ def run_features(
         pd.DataFrame(rows).to_parquet(tmp / "components.parquet", index=False)
         pd.DataFrame(image_rows).to_parquet(tmp / "images.parquet", index=False)
         np.save(tmp / "features.npy", matrix.astype(np.float32), allow_pickle=False)
-        write_json(tmp / "summary.json", summary)
+        write_json(tmp / "summary.json", without_timing(summary))
     return summary
