@@ -45,14 +45,17 @@ def main() -> None:
     start = time.perf_counter()
     result = compute_au_spro(maps, channels)
     seconds = time.perf_counter() - start
-    write_json(Path(args.out), {
-        "maps": args.maps,
-        "map_size": [args.height, args.width],
-        "channels": sum(len(c) for c in channels),
-        "seconds": round(seconds, 2),
-        "cpu_threads_available": os.cpu_count(),
-        "au_spro": {str(k): round(v, 4) for k, v in result.items()},
-    })
+    write_json(
+        Path(args.out),
+        {
+            "maps": args.maps,
+            "map_size": [args.height, args.width],
+            "channels": sum(len(c) for c in channels),
+            "seconds": round(seconds, 2),
+            "cpu_threads_available": os.cpu_count(),
+            "au_spro": {str(k): round(v, 4) for k, v in result.items()},
+        },
+    )
     print(f"AU-sPRO of {args.maps} maps {args.height}x{args.width}: {seconds:.2f} s")
 
 
