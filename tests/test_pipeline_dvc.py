@@ -60,5 +60,6 @@ def test_pseudo_labels_and_cluster_param_reruns_only_cluster_and_filter(tmp_path
     assert metrics["num_classes"] >= 1 and 0.0 <= metrics["miou"] <= 1.0
     params["cluster"]["bandwidth"] = float(params["cluster"]["bandwidth"]) * 1.01
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    second = dvc("repro", "filter@pushpins", cwd=project).stdout
-    assert _ran(second) == ["cluster@pushpins", "filter@pushpins"], second
+    second = _ran(dvc("repro", "filter@pushpins", cwd=project).stdout)
+    # cluster reruns; filter reruns only if the clusters changed (DVC skips a stage whose deps are unchanged)
+    assert second[0] == "cluster@pushpins" and set(second) <= {"cluster@pushpins", "filter@pushpins"}, second
