@@ -61,3 +61,8 @@ def tiny_params(categories: list[str] | None = None, image_size: int = 48) -> di
     params["synth"]["image_size"] = image_size
     params["synth"]["counts"] = {"train": 4, "validation": 2, "test_good": 2, "test_logical": 2, "test_structural": 2}
     return params
+
+
+def ran_stages(stdout: str) -> list[str]:
+    """Return the names of the stages a ``dvc repro``/``dvc exp run`` output says it ran, in order."""
+    return [line.split("'")[1] for line in stdout.splitlines() if line.startswith("Running stage")]

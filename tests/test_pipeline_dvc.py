@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from csad.data.loco import LocoCategory
-from tests.helpers import dvc, make_project, tiny_params
+from tests.helpers import dvc, make_project, ran_stages, tiny_params
 
 pytestmark = pytest.mark.integration
 
@@ -37,16 +37,12 @@ def test_params_typo_fails_with_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
 
 
-def _ran(stdout: str) -> list[str]:
-    return [line.split("'")[1] for line in stdout.splitlines() if line.startswith("Running stage")]
-
-
 def test_pseudo_labels_and_cluster_param_reruns_only_cluster_and_filter(tmp_path: Path) -> None:
     params = tiny_params(["pushpins"], image_size=128)
     params["synth"]["counts"]["train"] = 10
     project = make_project(tmp_path / "proj", params)
     first = dvc("repro", "filter@pushpins", cwd=project).stdout
-    assert _ran(first) == [
+    assert ran_stages(first) == [
         "synth@pushpins",
         "tag@pushpins",
         "ground@pushpins",
@@ -60,6 +56,6 @@ def test_pseudo_labels_and_cluster_param_reruns_only_cluster_and_filter(tmp_path
     assert metrics["num_classes"] >= 1 and 0.0 <= metrics["miou"] <= 1.0
     params["cluster"]["bandwidth"] = float(params["cluster"]["bandwidth"]) * 1.01
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    second = _ran(dvc("repro", "filter@pushpins", cwd=project).stdout)
+    second = ran_stages(dvc("repro", "filter@pushpins", cwd=project).stdout)
     # cluster reruns; filter reruns only if the clusters changed (DVC skips a stage whose deps are unchanged)
     assert second[0] == "cluster@pushpins" and set(second) <= {"cluster@pushpins", "filter@pushpins"}, second

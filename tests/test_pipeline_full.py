@@ -13,7 +13,7 @@ import yaml
 
 from csad.cli import main as csad_main
 from csad.eval.maps import read_anomaly_map
-from tests.helpers import dvc, make_project, tiny_params
+from tests.helpers import dvc, make_project, ran_stages, tiny_params
 
 pytestmark = pytest.mark.integration
 CATEGORY = "splicing_connectors"
@@ -90,10 +90,6 @@ def test_score_and_evaluate_outputs(project: Path) -> None:
     assert _changed_stages(project) == set()
 
 
-def _ran(stdout: str) -> list[str]:
-    return [line.split("'")[1] for line in stdout.splitlines() if line.startswith("Running stage")]
-
-
 def _set_params(project: Path, change: Any) -> None:
     params = yaml.safe_load((project / "params.yaml").read_text())
     change(params)
@@ -101,13 +97,13 @@ def _set_params(project: Path, change: Any) -> None:
 
 
 def test_param_changes_rerun_only_what_they_invalidate(project: Path) -> None:
-    ran = _ran(dvc("exp", "run", "-S", "score.weights.lgst=0.5", cwd=project).stdout)
+    ran = ran_stages(dvc("exp", "run", "-S", "score.weights.lgst=0.5", cwd=project).stdout)
     assert ran == [f"score@{CATEGORY}", "evaluate"]
     _set_params(project, lambda p: p["segment"]["train"].update({"epochs": 3}))
-    ran = _ran(dvc("repro", cwd=project).stdout)
+    ran = ran_stages(dvc("repro", cwd=project).stdout)
     assert ran[0] == f"train_seg@{CATEGORY}" and set(ran) <= {f"train_seg@{CATEGORY}", f"score@{CATEGORY}", "evaluate"}
     _set_params(project, lambda p: p["cluster"]["overrides"][CATEGORY].update({"bandwidth": 1.2}))
-    ran = _ran(dvc("repro", cwd=project).stdout)
+    ran = ran_stages(dvc("repro", cwd=project).stdout)
     assert ran[0] == f"cluster@{CATEGORY}"
     assert set(ran) <= {f"{s}@{CATEGORY}" for s in ("cluster", "filter", "train_seg", "score")} | {"evaluate"}
     assert _changed_stages(project) == set()

@@ -13,15 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import dvc, make_project, run, tiny_params
+from tests.helpers import dvc, make_project, ran_stages, run, tiny_params
 
 pytestmark = pytest.mark.integration
 CATEGORY = "splicing_connectors"
 PSEUDO_STAGES = {f"{s}@{CATEGORY}" for s in ("tag", "ground", "propose", "refine", "features", "cluster", "filter")}
-
-
-def _ran(stdout: str) -> list[str]:
-    return [line.split("'")[1] for line in stdout.splitlines() if line.startswith("Running stage")]
 
 
 def _share_and_reuse(tmp_path: Path, remote_url: str, endpoint: str | None = None) -> None:
@@ -42,7 +38,7 @@ def _share_and_reuse(tmp_path: Path, remote_url: str, endpoint: str | None = Non
     dvc("pull", "--allow-missing", cwd=machine_b)
     assert (machine_b / f"data/pseudo_labels/{CATEGORY}/labeled.parquet").is_file()
     assert not (machine_b / f"data/datasets/synthloco/{CATEGORY}").exists(), "push: false output was pushed"
-    ran = _ran(dvc("repro", f"filter@{CATEGORY}", cwd=machine_b).stdout)
+    ran = ran_stages(dvc("repro", f"filter@{CATEGORY}", cwd=machine_b).stdout)
     assert ran == [f"synth@{CATEGORY}"], ran  # re-rendered (cheap, push: false); identical, so nothing follows
     assert not PSEUDO_STAGES & set(ran)
     assert "up to date" in dvc("status", f"filter@{CATEGORY}", cwd=machine_b).stdout

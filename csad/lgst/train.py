@@ -42,7 +42,7 @@ from tqdm import tqdm
 from csad.data.loco import read_image
 from csad.errors import CheckpointError, CsadError
 from csad.io import atomic_path
-from csad.models.backbone import normalize
+from csad.models.backbone import normalize, resolve_device
 from csad.models.lgst import BackboneSpec, LgstModel, build_lgst_model
 from csad.params import build_with_kwargs
 
@@ -140,13 +140,6 @@ def config_from_params(section: Mapping[str, Any], param: str = "lgst") -> tuple
     backbone.setdefault("param", f"{param}.backbone.weights")
     spec = build_with_kwargs(BackboneSpec, backbone, f"{param}.backbone")
     return LgstConfig.from_dict(values, param), spec
-
-
-def resolve_device(name: str) -> torch.device:
-    """Return the torch device of ``name`` (``auto``: cuda when available, else cpu)."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 # ---------------------------------------------------------------------------------------------------------------

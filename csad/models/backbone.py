@@ -193,3 +193,10 @@ def _check_layers(layers: Sequence[str]) -> None:
     bad = [layer for layer in layers if layer not in LAYERS]
     if bad:
         raise ValueError(f"unknown backbone layer(s) {bad}; choose from {', '.join(LAYERS)}")
+
+
+def resolve_device(name: str) -> torch.device:
+    """Return the torch device of ``name`` (``auto``: cuda when available, else cpu)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)

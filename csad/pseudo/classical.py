@@ -276,20 +276,11 @@ def region_stats(labels: np.ndarray, lab: np.ndarray) -> RegionStats:
 
 
 def corner_points(shape: tuple[int, int], inset: int = 10) -> list[tuple[int, int]]:
-    """Return the 8 (x, y) corner prompts of the released code, (inset, inset) ... and the image corners, clipped
-    into the image."""
-    h, w = shape
-    pts = [
-        (inset, inset),
-        (inset, h - inset),
-        (w - inset, inset),
-        (w - inset, h - inset),
-        (0, 0),
-        (0, h),
-        (w, 0),
-        (w, h),
-    ]
-    return [(min(max(x, 0), w - 1), min(max(y, 0), h - 1)) for x, y in pts]
+    """Return the 8 integer (x, y) corner prompts of :func:`csad.pseudo.proposals.corner_points` (the released
+    code's SAM background points), clipped into an image of ``shape`` = (H, W)."""
+    from csad.pseudo.proposals import corner_points as sam_corner_points
+
+    return [(int(x), int(y)) for x, y in sam_corner_points(shape[0], shape[1], inset)]
 
 
 def corner_regions(labels: np.ndarray, inset: int = 10) -> set[int]:

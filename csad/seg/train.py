@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from csad.models.backbone import resolve_device
 from csad.models.segmenter import RELEASED_BN_MOMENTUM, ComponentSegmenter, to_input
 from csad.seg import losses
 from csad.seg.data import AugmentConfig, SegmentationData, augment_labeled, prepare_data
@@ -113,13 +114,6 @@ class SegTrainConfig:
     def to_dict(self) -> dict[str, Any]:
         """Return the config as a plain nested dict (inverse of :meth:`from_dict`)."""
         return dataclasses.asdict(self)
-
-
-def resolve_device(device: str) -> torch.device:
-    """Return the torch device for ``device`` ("auto" = cuda when available, else cpu)."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def epoch_batches(n: int, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
