@@ -63,7 +63,7 @@ SCHEMA: Schema = {
     "features": {
         "descriptors": list,
         "backbone": str,
-        "layer": str,
+        "stride": int,
         "weights": str,
         "seed": int,
         "canvas": int,

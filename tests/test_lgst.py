@@ -31,7 +31,6 @@ from csad.lgst import (
     train_lgst,
     upsample_map,
 )
-from csad.models.backbone import normalize
 from csad.models.lgst import AutoEncoder, LocalStudent, TeacherHead, decoder_sizes, receptive_field
 
 SPEC = BackboneSpec("resnet18", "none", seed=0)
@@ -88,7 +87,7 @@ def test_paper_shapes_on_meta_device() -> None:
         a = AutoEncoder()(x)
     assert st.shape == ae.shape == a.shape == (1, 512, 64, 64)
     head = TeacherHead(512 + 1024, 512, 64, seed=0)
-    t = head({"layer2": torch.zeros(1, 512, 32, 32), "layer3": torch.zeros(1, 1024, 16, 16)})
+    t = head({8: torch.zeros(1, 512, 32, 32), 16: torch.zeros(1, 1024, 16, 16)})
     assert t.shape == (1, 512, 64, 64)
 
 
@@ -145,8 +144,8 @@ def test_one_training_step_lowers_the_loss() -> None:
     model = build_lgst_model(SPEC, 64, 16, 8, (8, 16, 16), 8, seed=0)
     model.teacher_std.fill_(0.1)
     gen = torch.Generator().manual_seed(0)
-    x = normalize(torch.rand(2, 3, 64, 64, generator=gen))
-    x_aug = normalize(torch.rand(2, 3, 64, 64, generator=gen))
+    x = model.normalize(torch.rand(2, 3, 64, 64, generator=gen))
+    x_aug = model.normalize(torch.rand(2, 3, 64, 64, generator=gen))
     batch = LgstBatch(x, model.teacher(x), x_aug, model.teacher(x_aug))
     params = list(model.student.parameters()) + list(model.autoencoder.parameters())
     opt = torch.optim.Adam(params, lr=1e-3)
@@ -202,7 +201,7 @@ def test_map_normalisation_hand_computed(caplog: pytest.LogCaptureFixture) -> No
 
 
 def test_maps_scores_and_save_load_round_trip(tmp_path: Path, images: list[np.ndarray], trained) -> None:
-    x = normalize(torch.rand(3, 3, 64, 64, generator=torch.Generator().manual_seed(1)))
+    x = torch.rand(3, 3, 64, 64, generator=torch.Generator().manual_seed(1))
     local, glob = anomaly_maps(trained, x)
     assert local.shape == glob.shape == (3, 16, 16) and (local >= 0).all()
     norm = MapNormalizer.fit(local, glob)

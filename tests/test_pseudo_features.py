@@ -47,7 +47,7 @@ def scene(
 @pytest.fixture(scope="module")
 def resnet18() -> object:
     logging.getLogger("csad.models.backbone").setLevel(logging.ERROR)
-    return build_backbone("resnet18", "none", ["layer3"], seed=0)
+    return build_backbone("resnet18", "none", [16], seed=0)
 
 
 def hand_vector(image: np.ndarray, mask: np.ndarray, blocks=("color", "area", "elongation", "solidity")) -> np.ndarray:
@@ -118,15 +118,15 @@ def test_holes_show_in_the_solidity_block() -> None:
 
 def test_cnn_descriptors_shape_determinism_and_rotation_invariance(resnet18) -> None:
     canvases = [align_component(*scene("rect", a))[0] for a in (0.0, 45.0)] + [align_component(*scene("ring"))[0]]
-    a = cnn_descriptors(resnet18, "layer3", canvases, n_rotations=12, batch_size=2)
-    b = cnn_descriptors(resnet18, "layer3", canvases, n_rotations=12, batch_size=3)
+    a = cnn_descriptors(resnet18, 16, canvases, n_rotations=12, batch_size=2)
+    b = cnn_descriptors(resnet18, 16, canvases, n_rotations=12, batch_size=3)
     assert a.shape == (3, 256) and a.dtype == np.float32
     assert np.allclose(a, b, atol=1e-5)  # batching does not change the result
     unit = a / np.linalg.norm(a, axis=1, keepdims=True)
     assert np.linalg.norm(unit[0] - unit[1]) < np.linalg.norm(unit[0] - unit[2])
-    assert cnn_descriptors(resnet18, "layer3", [], n_rotations=4).shape == (0, 256)
-    with pytest.raises(ValueError, match="layer4"):
-        cnn_descriptors(resnet18, "layer4", canvases, n_rotations=2)
+    assert cnn_descriptors(resnet18, 16, [], n_rotations=4).shape == (0, 256)
+    with pytest.raises(ValueError, match="32"):
+        cnn_descriptors(resnet18, 32, canvases, n_rotations=2)
 
 
 def two_objects() -> tuple[np.ndarray, np.ndarray]:
@@ -167,7 +167,7 @@ def test_cnn_block_is_unit_length_times_its_weight_and_batches_across_images() -
     logging.getLogger("csad.models.backbone").setLevel(logging.ERROR)
     image, instances = two_objects()
     config = ComponentFeatureConfig(
-        descriptors=["cnn", "color"], layer="layer2", n_rotations=4, batch_size=3, block_weights={"cnn": 2.0}
+        descriptors=["cnn", "color"], stride=8, n_rotations=4, batch_size=3, block_weights={"cnn": 2.0}
     )
     backbone = build_feature_backbone(config)
     assert backbone is not None
@@ -196,5 +196,5 @@ def test_no_components_gives_an_empty_matrix() -> None:
 def test_cnn_descriptors_run_without_gradients(resnet18) -> None:
     canvas = align_component(*scene("disk"))[0]
     with torch.enable_grad():
-        out = cnn_descriptors(resnet18, "layer3", [canvas], n_rotations=2)
+        out = cnn_descriptors(resnet18, 16, [canvas], n_rotations=2)
     assert out.shape == (1, 256)

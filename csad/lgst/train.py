@@ -42,7 +42,7 @@ from tqdm import tqdm
 from csad.data.loco import read_image
 from csad.errors import CheckpointError, CsadError
 from csad.io import atomic_path
-from csad.models.backbone import normalize, resolve_device
+from csad.models.backbone import resolve_device
 from csad.models.lgst import BackboneSpec, LgstModel, build_lgst_model
 from csad.params import build_with_kwargs
 
@@ -283,7 +283,8 @@ def hard_loss(
 
 @dataclass
 class LgstBatch:
-    """One training batch: ImageNet-normalised images and their normalised teacher targets."""
+    """One training batch: images normalised for the backbone (:meth:`LgstModel.normalize`) and their
+    channel-normalised teacher targets."""
 
     x: torch.Tensor  # (B, 3, S, S)
     t: torch.Tensor  # (B, C, F, F)
@@ -337,7 +338,7 @@ def _teacher_targets(model: LgstModel, x01: torch.Tensor, batch_size: int) -> to
     """Return the raw teacher features of all of ``x01`` (on the model's device), computed batch by batch."""
     out: torch.Tensor | None = None
     for start in range(0, len(x01), batch_size):
-        feats = model.teacher_raw(normalize(x01[start : start + batch_size].to(model.device)))
+        feats = model.teacher_raw(model.normalize(x01[start : start + batch_size].to(model.device)))
         if out is None:  # preallocated: no second copy of a cache that can reach GBs at paper sizes
             out = feats.new_empty((len(x01), *feats.shape[1:]))
         out[start : start + len(feats)] = feats
@@ -426,9 +427,9 @@ def _fit(
     for it in bar:
         idx = next(batches).to(x01.device)
         clean = x01[idx]
-        x_aug = normalize(color_jitter(clean, config.ae_jitter, gen))
-        x_pen = normalize(penalty.sample(gen).to(x01.device)) if penalty is not None else None
-        batch = LgstBatch(normalize(clean), targets[idx], x_aug, model.teacher(x_aug), x_pen)
+        x_aug = model.normalize(color_jitter(clean, config.ae_jitter, gen))
+        x_pen = model.normalize(penalty.sample(gen).to(x01.device)) if penalty is not None else None
+        batch = LgstBatch(model.normalize(clean), targets[idx], x_aug, model.teacher(x_aug), x_pen)
         losses = lgst_losses(model, batch, config, gen)
         optimizer.zero_grad(set_to_none=True)
         losses["loss"].backward()
@@ -450,7 +451,7 @@ def _fit(
 
 @torch.no_grad()
 def anomaly_maps(model: LgstModel, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return the raw (local, global) maps, each (B, F, F), of an ImageNet-normalised (B, 3, S, S) batch.
+    """Return the raw (local, global) maps, each (B, F, F), of an RGB [0, 1] (B, 3, S, S) batch.
 
     local = channel mean of (T - S_st)^2, global = channel mean of (A - S_ae)^2 (method.md 5.5). The model runs in
     eval mode (AE dropout off); its previous mode is restored.
@@ -472,7 +473,7 @@ def compute_maps(
     buf: list[np.ndarray] = []
 
     def flush() -> None:
-        m_l, m_g = anomaly_maps(model, normalize(prepare_images(buf, model.image_size)))
+        m_l, m_g = anomaly_maps(model, prepare_images(buf, model.image_size))
         local.append(m_l.cpu())
         glob.append(m_g.cpu())
         buf.clear()

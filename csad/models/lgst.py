@@ -1,9 +1,10 @@
 """The networks of LGST (Local-Global Student-Teacher, method.md section 5): teacher head, local student,
 autoencoder ("global student"), and :class:`LgstModel`, which bundles them with the frozen backbone.
 
-All networks take ImageNet-normalised RGB batches (:func:`csad.models.backbone.normalize`) of side
-``image_size`` and output ``(B, channels, feat_size, feat_size)`` maps. Paper sizes: image 256, feat 64,
-512 channels, student widths 256/512/512, AE base dim 64.
+:class:`LgstModel` takes RGB batches in [0, 1] of side ``image_size``; it normalises them once as its backbone's
+weights expect (:meth:`csad.models.backbone.FeatureExtractor.normalize`) and feeds that normalised batch to the
+teacher, the student and the autoencoder, which output ``(B, channels, feat_size, feat_size)`` maps. Paper sizes:
+image 256, feat 64, 512 channels, student widths 256/512/512, AE base dim 64.
 
 >>> student = LocalStudent(widths=(8, 16, 16), out_channels=8, feat_size=32)
 >>> st, ae = student(torch.zeros(1, 3, 128, 128))
@@ -32,15 +33,15 @@ from csad.models.backbone import FeatureExtractor, build_backbone, feature_chann
 
 log = logging.getLogger(__name__)
 
-#: Backbone stages the teacher reads (method.md 5.1).
-TEACHER_LAYERS: tuple[str, str] = ("layer2", "layer3")
+#: Backbone strides the teacher reads (paper section 3.4: WRN50-2 layer2 + layer3 = strides 8 + 16).
+TEACHER_STRIDES: tuple[int, int] = (8, 16)
 #: Decoder resize targets of the released AutoEncoder (for out_size 64; EfficientAD uses them for 56 too).
 PAPER_DECODER_SIZES: tuple[int, ...] = (3, 8, 15, 32, 63, 127)
 
 
 @dataclass(frozen=True)
 class BackboneSpec:
-    """Which frozen backbone the teacher uses: the arguments of :func:`build_backbone` (layers are fixed)."""
+    """Which frozen backbone the teacher uses: the arguments of :func:`build_backbone` (strides are fixed)."""
 
     name: str = "wide_resnet50_2"
     weights: str = "none"
@@ -48,12 +49,12 @@ class BackboneSpec:
     seed: int = 0
 
     def build(self) -> FeatureExtractor:
-        """Return the frozen feature extractor of this spec, outputting layer2 and layer3."""
-        return build_backbone(self.name, self.weights, list(TEACHER_LAYERS), param=self.param, seed=self.seed)
+        """Return the frozen feature extractor of this spec, outputting the strides 8 and 16."""
+        return build_backbone(self.name, self.weights, list(TEACHER_STRIDES), param=self.param, seed=self.seed)
 
 
 class TeacherHead(nn.Module):
-    """Maps backbone layer2 + layer3 features to the teacher output ``(B, channels, feat_size, feat_size)``.
+    """Maps the backbone's stride-8 + stride-16 features to the teacher output ``(B, channels, feat_size, feat_size)``.
 
     Both stages are resized bilinearly (align_corners False) to ``feat_size``, concatenated, smoothed by
     ``AvgPool2d(3, 1, 1)`` and projected by a FROZEN random 1x1 convolution (PyTorch's default init drawn from a
@@ -74,9 +75,9 @@ class TeacherHead(nn.Module):
         self.proj.requires_grad_(False)
 
     def forward(self, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """Return the projected teacher features of the backbone outputs ``{"layer2": ..., "layer3": ...}``."""
+        """Return the projected teacher features of the backbone outputs ``{8: ..., 16: ...}``."""
         size = (self.feat_size, self.feat_size)
-        maps = [F.interpolate(features[k], size=size, mode="bilinear", align_corners=False) for k in TEACHER_LAYERS]
+        maps = [F.interpolate(features[k], size=size, mode="bilinear", align_corners=False) for k in TEACHER_STRIDES]
         return self.proj(self.pool(torch.cat(maps, dim=1)))
 
 
@@ -211,10 +212,12 @@ def receptive_field(student: LocalStudent) -> int:
 class LgstModel(nn.Module):
     """The trained LGST: frozen backbone + teacher head + channel statistics, local student and autoencoder.
 
-    :meth:`forward` returns the raw ``(local, global)`` anomaly maps ``(B, feat_size, feat_size)`` of an
-    ImageNet-normalised batch (method.md 5.5): local = channel mean of ``(T - S_st)^2``, global = channel mean of
-    ``(A - S_ae)^2``, with ``T`` the normalised teacher output. The backbone is not part of :meth:`lgst_state`
-    (it is rebuilt from :attr:`spec`).
+    :meth:`forward` returns the raw ``(local, global)`` anomaly maps ``(B, feat_size, feat_size)`` of an RGB
+    [0, 1] batch (paper section 3.4; EfficientAD's map definitions): local = channel mean of ``(T - S_st)^2``,
+    global = channel mean of ``(A - S_ae)^2``, with ``T`` the channel-normalised teacher output. The teacher, the
+    student and the autoencoder all see the batch normalised by the backbone's own input normalisation
+    (:meth:`normalize`); :meth:`teacher_raw` and :meth:`teacher` take that normalised batch. The backbone is not
+    part of :meth:`lgst_state` (it is rebuilt from :attr:`spec`).
     """
 
     def __init__(
@@ -244,18 +247,25 @@ class LgstModel(nn.Module):
         """Return the device of the model's tensors."""
         return self.teacher_mean.device
 
+    def normalize(self, x01: torch.Tensor) -> torch.Tensor:
+        """Return the RGB [0, 1] batch ``x01`` normalised as the backbone's weights expect (the networks' input)."""
+        return self.backbone.normalize(x01)
+
     @torch.no_grad()
     def teacher_raw(self, x: torch.Tensor) -> torch.Tensor:
-        """Return the un-normalised teacher output ``(B, channels, feat_size, feat_size)`` of batch ``x``."""
-        return self.head(self.backbone(x))
+        """Return the un-normalised teacher output ``(B, channels, feat_size, feat_size)`` of the
+        :meth:`normalize`-d batch ``x``."""
+        return self.head(self.backbone.forward_normalized(x))
 
     @torch.no_grad()
     def teacher(self, x: torch.Tensor) -> torch.Tensor:
-        """Return the channel-normalised teacher output ``(T - mean) / std`` of batch ``x``."""
+        """Return the channel-normalised teacher output ``(T - mean) / std`` of the :meth:`normalize`-d batch."""
         return (self.teacher_raw(x) - self.teacher_mean) / self.teacher_std
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return the raw (local, global) anomaly maps, each ``(B, feat_size, feat_size)``, of batch ``x``."""
+    def forward(self, x01: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return the raw (local, global) anomaly maps, each ``(B, feat_size, feat_size)``, of the RGB [0, 1]
+        batch ``x01`` (B, 3, image_size, image_size)."""
+        x = self.normalize(x01)
         t = self.teacher(x)
         s_st, s_ae = self.student(x)
         a = self.autoencoder(x)
@@ -300,7 +310,7 @@ def build_lgst_model(
     ``seed`` (+1), the projection from its own generator.
     """
     backbone = spec.build()
-    in_channels = sum(feature_channels(spec.name, layer) for layer in TEACHER_LAYERS)
+    in_channels = sum(feature_channels(spec.name, stride) for stride in TEACHER_STRIDES)
     head = TeacherHead(in_channels, channels, feat_size, seed=seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed + 1)

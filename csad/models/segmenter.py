@@ -1,5 +1,7 @@
-"""The component segmenter of CSAD (method.md 3.1-3.2): a frozen ResNet encoder (layer1 + layer3) and a trainable
-DeepLabV3+ decoder returning per-pixel class logits.
+"""The component segmenter of CSAD (paper section 3.2; the released ``Segmentor``): a frozen CNN encoder (its
+stride-4 and stride-16 feature maps; WRN50-2 layer1 + layer3 in the paper) and a trainable DeepLabV3+ decoder
+returning per-pixel class logits. Inputs are RGB batches in [0, 1]; the encoder normalises them as its weights
+expect.
 
 >>> import numpy as np
 >>> model = ComponentSegmenter(3, backbone="resnet18", weights="none", aspp_channels=16, decoder_channels=16)
@@ -25,10 +27,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from csad.models.backbone import FeatureExtractor, build_backbone, feature_channels, normalize
+from csad.models.backbone import FeatureExtractor, build_backbone, feature_channels
 
-#: Encoder stages the segmenter reads: low-level (stride 4) and high-level (stride 16) features.
-SEGMENTER_LAYERS: tuple[str, str] = ("layer1", "layer3")
+#: Encoder strides the segmenter reads: low-level (stride 4) and high-level (stride 16) features.
+SEGMENTER_STRIDES: tuple[int, int] = (4, 16)
 #: BatchNorm momentum of the released decoder (PyTorch semantics: running stats ~ the last batch's stats).
 RELEASED_BN_MOMENTUM = 0.999
 
@@ -88,8 +90,8 @@ class ASPP(nn.Module):
 class DeepLabV3PlusDecoder(nn.Module):
     """DeepLabV3+ decoder of the released ``Segmentor`` (method.md 3.2); returns logits at the requested size.
 
-    High path: layer3 resized to (out/16), ASPP (rates 6/12/18 + image pooling), ``fc1`` 1x1 to
-    ``decoder_channels``, bilinear upsample to the layer1 resolution. Low path: ``reduce`` 1x1 to
+    High path: the stride-16 features resized to (out/16), ASPP (rates 6/12/18 + image pooling), ``fc1`` 1x1 to
+    ``decoder_channels``, bilinear upsample to the stride-4 resolution. Low path: ``reduce`` 1x1 to
     ``reduce_channels``. Fusion: concat, ``fc2`` = two 3x3 ConvBnReLU + a 1x1 conv with bias to ``num_classes``,
     bilinear upsample to the output size. The paper's widths are aspp 256, decoder 256, reduce 48 on WRN50-2
     (in_low 256, in_high 1024).
@@ -117,7 +119,7 @@ class DeepLabV3PlusDecoder(nn.Module):
         )
 
     def forward(self, low: torch.Tensor, high: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        """Return (B, num_classes, *size) logits from layer1 features ``low`` and layer3 features ``high``."""
+        """Return (B, num_classes, *size) logits from stride-4 features ``low`` and stride-16 features ``high``."""
         high_size = (max(1, size[0] // 16), max(1, size[1] // 16))
         if tuple(high.shape[-2:]) != high_size:
             high = F.interpolate(high, size=high_size, mode="bilinear", align_corners=False)
@@ -128,7 +130,7 @@ class DeepLabV3PlusDecoder(nn.Module):
 
 
 class ComponentSegmenter(nn.Module):
-    """Frozen backbone (layer1 + layer3) + trainable :class:`DeepLabV3PlusDecoder`; returns per-pixel logits.
+    """Frozen backbone (strides 4 + 16) + trainable :class:`DeepLabV3PlusDecoder`; returns per-pixel logits.
 
     ``state_dict()`` / ``load_state_dict()`` cover the decoder only (keys ``decoder.*``); the backbone is rebuilt
     from :meth:`config`. The decoder's initial weights are drawn from ``seed`` (the global torch RNG is untouched).
@@ -163,18 +165,18 @@ class ComponentSegmenter(nn.Module):
             "bn_momentum": float(bn_momentum),
         }
         if feature_extractor is None:
-            feature_extractor = build_backbone(backbone, weights, SEGMENTER_LAYERS, param=param, seed=seed)
-        elif feature_extractor.name != backbone or not set(SEGMENTER_LAYERS) <= set(feature_extractor.layers):
+            feature_extractor = build_backbone(backbone, weights, SEGMENTER_STRIDES, param=param, seed=seed)
+        elif feature_extractor.name != backbone or not set(SEGMENTER_STRIDES) <= set(feature_extractor.strides):
             raise ValueError(
-                f"feature_extractor is {feature_extractor.name} {feature_extractor.layers}, expected {backbone} "
-                f"with {SEGMENTER_LAYERS}"
+                f"feature_extractor is {feature_extractor.name} strides {feature_extractor.strides}, expected "
+                f"{backbone} with strides {SEGMENTER_STRIDES}"
             )
         self.backbone = feature_extractor
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.decoder = DeepLabV3PlusDecoder(
-                in_low=feature_channels(backbone, SEGMENTER_LAYERS[0]),
-                in_high=feature_channels(backbone, SEGMENTER_LAYERS[1]),
+                in_low=feature_channels(backbone, SEGMENTER_STRIDES[0]),
+                in_high=feature_channels(backbone, SEGMENTER_STRIDES[1]),
                 num_classes=num_classes,
                 aspp_channels=aspp_channels,
                 decoder_channels=decoder_channels,
@@ -188,17 +190,17 @@ class ComponentSegmenter(nn.Module):
         return int(self._config["num_classes"])
 
     def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return the frozen (layer1, layer3) features of the normalised batch ``x``, computed without grad."""
+        """Return the frozen (stride 4, stride 16) features of the RGB [0, 1] batch ``x``, computed without grad."""
         with torch.no_grad():
             feats = self.backbone(x)
-        return feats[SEGMENTER_LAYERS[0]], feats[SEGMENTER_LAYERS[1]]
+        return feats[SEGMENTER_STRIDES[0]], feats[SEGMENTER_STRIDES[1]]
 
     def decode(self, low: torch.Tensor, high: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         """Return (B, C, *size) logits of the decoder from precomputed backbone features."""
         return self.decoder(low, high, size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return (B, num_classes, H, W) logits of the ImageNet-normalised batch ``x`` (B, 3, H, W)."""
+        """Return (B, num_classes, H, W) logits of the RGB [0, 1] batch ``x`` (B, 3, H, W)."""
         low, high = self.features(x)
         return self.decoder(low, high, (int(x.shape[-2]), int(x.shape[-1])))
 
@@ -276,10 +278,10 @@ def resize_images(images: Sequence[np.ndarray] | np.ndarray, size: int) -> np.nd
 
 
 def to_input(images: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
-    """Return the (N, 3, H, W) float ImageNet-normalised tensor of uint8 RGB ``images`` (N, H, W, 3)."""
+    """Return the (N, 3, H, W) float RGB [0, 1] tensor of uint8 RGB ``images`` (N, H, W, 3) (the models'
+    input; each backbone normalises it as its weights expect)."""
     t = torch.from_numpy(np.ascontiguousarray(images)).to(device)
-    t = t.permute(0, 3, 1, 2).float().div_(255.0)
-    return normalize(t)
+    return t.permute(0, 3, 1, 2).float().div_(255.0)
 
 
 def predict_labels(

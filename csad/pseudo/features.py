@@ -6,8 +6,8 @@ described by a concatenation of *blocks*, chosen by name in :class:`ComponentFea
 ``cnn``
     The paper's descriptor: the component is cropped onto a ``canvas`` x ``canvas`` black square with the diagonal
     of its minimum-area rectangle scaled to the canvas (:func:`align_component`), rotated to every angle of
-    :func:`rotation_angles`, passed through a frozen backbone; stage ``layer`` is averaged over H, W and then over
-    the rotations (:func:`cnn_descriptors`). The vector is then L2-normalised, so the block has length 1.
+    :func:`rotation_angles`, passed through a frozen backbone; its feature map at ``stride`` is averaged over H, W
+    and then over the rotations (:func:`cnn_descriptors`). The vector is then L2-normalised, so the block has length 1.
 ``color``
     Mean and standard deviation of CIE Lab inside the mask (L 0..100, a and b about -100..100), divided by
     :data:`COLOR_SCALE` and :data:`COLOR_STD_SCALE` (6 values).
@@ -47,7 +47,7 @@ import torch
 import torchvision.transforms.functional as tvf
 from tqdm import tqdm
 
-from csad.models.backbone import FeatureExtractor, build_backbone, normalize
+from csad.models.backbone import FeatureExtractor, build_backbone
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ def rotation_angles(n: int) -> np.ndarray:
 @torch.no_grad()
 def cnn_descriptors(
     backbone: FeatureExtractor,
-    layer: str,
+    stride: int,
     canvases: Sequence[np.ndarray],
     n_rotations: int = 60,
     batch_size: int = 8,
@@ -131,13 +131,13 @@ def cnn_descriptors(
     """Return the (N, C) float32 rotation-averaged CNN descriptors of ``canvases`` (N RGB uint8 squares).
 
     Every canvas is rotated by each angle of :func:`rotation_angles` (bilinear, black fill, about the centre),
-    ImageNet-normalised and run through ``backbone``; stage ``layer`` is averaged over H, W, then over the
-    rotations. ``batch_size`` canvases (times ``n_rotations`` images) go through the network at once, whatever
-    image they come from. Not L2-normalised (see :func:`extract_component_features`).
+    run through ``backbone`` (which normalises its input); its feature map at ``stride`` is averaged over H, W,
+    then over the rotations. ``batch_size`` canvases (times ``n_rotations`` images) go through the network at once,
+    whatever image they come from. Not L2-normalised (see :func:`extract_component_features`).
     """
-    if layer not in backbone.layers:
-        raise ValueError(f"backbone outputs {backbone.layers}, not {layer!r}")
-    channels = backbone.channels[layer]
+    if stride not in backbone.strides:
+        raise ValueError(f"backbone outputs strides {backbone.strides}, not {stride!r}")
+    channels = backbone.channels[stride]
     if len(canvases) == 0:
         return np.zeros((0, channels), dtype=np.float32)
     backbone = backbone.to(device)
@@ -154,7 +154,7 @@ def cnn_descriptors(
                 for a in angles
             ]
         )  # (R * n, 3, c, c), angle-major
-        feats = backbone(normalize(rotated))[layer].mean(dim=(2, 3))  # (R * n, C)
+        feats = backbone(rotated)[stride].mean(dim=(2, 3))  # (R * n, C)
         feats = feats.view(len(angles), x.shape[0], channels).mean(dim=0)
         out[start : start + x.shape[0]] = feats.cpu().numpy()
     return out
@@ -215,10 +215,10 @@ class ComponentFeatureConfig:
 
     The defaults suit the weight-free synthetic benchmark, where a CNN could only have random weights: colour, area,
     elongation and solidity carry the separation. The paper's setting is ``descriptors=["cnn"]``,
-    ``backbone="wide_resnet50_2"`` with ImageNet weights, ``layer="layer4"``, ``canvas=65``, ``n_rotations=60``
+    ``backbone="wide_resnet50_2"`` with ImageNet weights, ``stride=32`` (layer4), ``canvas=65``, ``n_rotations=60``
     (then a block weight of about 3-5 puts the ``cnn`` distances on the bandwidth scale above).
 
-    Fields: ``descriptors`` (block names, in output order); ``backbone``, ``layer``, ``weights``, ``seed`` (the
+    Fields: ``descriptors`` (block names, in output order); ``backbone``, ``stride``, ``weights``, ``seed`` (the
     CNN, see :func:`csad.models.backbone.build_backbone`); ``canvas``, ``n_rotations``, ``batch_size`` (crops per
     forward pass, times ``n_rotations`` images), ``device``; ``n_hu`` (Hu moments in ``shape``);
     ``color_lightness_weight`` (multiplies the lightness mean and std of ``color``: below 1 makes shading count less
@@ -228,7 +228,7 @@ class ComponentFeatureConfig:
 
     descriptors: list[str] = field(default_factory=lambda: ["color", "area", "elongation", "solidity"])
     backbone: str = "resnet18"
-    layer: str = "layer4"
+    stride: int = 32  # feature map averaged (32: the last stage, WRN50-2 layer4 in the paper)
     weights: str = "none"
     seed: int = 0
     canvas: int = 65
@@ -272,7 +272,7 @@ def build_feature_backbone(config: ComponentFeatureConfig, param: str = "feature
     None when ``cnn`` is not requested."""
     if not config.uses_cnn:
         return None
-    return build_backbone(config.backbone, config.weights, [config.layer], param=param, seed=config.seed)
+    return build_backbone(config.backbone, config.weights, [config.stride], param=param, seed=config.seed)
 
 
 def component_masks(instances: np.ndarray, min_fraction: float = 0.001) -> list[tuple[int, np.ndarray]]:
@@ -340,7 +340,7 @@ def extract_features_batch(
     if config.uses_cnn:
         assert backbone is not None
         cnn = cnn_descriptors(
-            backbone, config.layer, canvases, config.n_rotations, config.batch_size, config.device, progress
+            backbone, config.stride, canvases, config.n_rotations, config.batch_size, config.device, progress
         )
         cnn = cnn / np.maximum(np.linalg.norm(cnn, axis=1, keepdims=True), 1e-12) * config.weight("cnn")
     dim = feature_dim(config, backbone)
@@ -380,7 +380,7 @@ def _block_dim(name: str, config: ComponentFeatureConfig, backbone: FeatureExtra
     if name == "cnn":
         if backbone is None:
             raise ValueError("component descriptor 'cnn' needs a backbone")
-        return backbone.channels[config.layer]
+        return backbone.channels[config.stride]
     return {"color": 6, "shape": config.n_hu, "area": 1, "elongation": 1, "solidity": 2}[name]
 
 

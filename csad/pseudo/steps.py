@@ -273,14 +273,12 @@ def run_features(
     """Describe every refined component of every train image; write ``components.parquet`` (one row per
     component: key, stem, component, area, bbox, centre, image_area), ``features.npy`` (N x D float32, same row
     order), ``images.parquet`` (one row per image) and ``summary.json`` into ``out_dir``; return the summary."""
-    from csad.models.backbone import build_backbone
     from csad.params import build_with_kwargs
-    from csad.pseudo.features import ComponentFeatureConfig, extract_features_batch, feature_dim
+    from csad.pseudo.features import ComponentFeatureConfig, build_feature_backbone, extract_features_batch, feature_dim
 
     config = build_with_kwargs(ComponentFeatureConfig, {**cfg, "device": device}, "features")
-    backbone = None
-    if config.uses_cnn:
-        backbone = build_backbone(config.backbone, config.weights, [config.layer], "features.weights", config.seed)
+    backbone = build_feature_backbone(config)
+    if backbone is not None:
         backbone = backbone.to(device)
     start = time.perf_counter()
     images = [read_image(r.path) for r in records]
