@@ -1,6 +1,6 @@
 """Benchmark: forward time of every backbone of the factory, as the pipeline uses them (frozen, no grad).
 
-    python benchmarks/backbone_speed.py [--size 256] [--batch 4] [--threads 2] [--repeats 5]
+    python benchmarks/backbone_speed.py [--size 256] [--batch 8] [--threads 2] [--repeats 5]
 
 For each backbone and each consumer's strides (segmenter 4 + 16, LGST teacher 8 + 16) it times the forward pass of
 a random batch (after one warm-up) and writes milliseconds per image to ``metrics/benchmarks/backbone_speed.json``.
@@ -27,7 +27,7 @@ def main() -> None:
     """Time each backbone for each consumer and write the JSON file."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", default="metrics/benchmarks/backbone_speed.json")

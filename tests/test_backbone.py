@@ -14,7 +14,7 @@ import torch
 import torchvision
 from torch import nn
 
-from csad.errors import CheckpointError
+from csad.errors import CheckpointError, ParamsError
 from csad.models import backbone as bb
 from csad.models.backbone import (
     BACKBONES,
@@ -309,6 +309,12 @@ def test_unknown_name_or_stride_is_a_value_error() -> None:
         feature_channels("resnet18", 64)
     with pytest.raises(ValueError):
         build_model("vgg16", "none")
+
+
+def test_unknown_name_is_a_params_error_naming_the_param() -> None:
+    """A typo in a params file's backbone name ends the stage with one line (CsadError), not a traceback."""
+    with pytest.raises(ParamsError, match=r"'efficientnet_lite0'.*lgst\.backbone\.weights.*tf_efficientnet_lite0"):
+        build_backbone("efficientnet_lite0", "bundled", [8, 16], param="lgst.backbone.weights")
 
 
 @pytest.mark.parametrize("name", ["resnet18", "tf_efficientnet_lite0"])

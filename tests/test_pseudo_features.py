@@ -167,7 +167,13 @@ def test_cnn_block_is_unit_length_times_its_weight_and_batches_across_images() -
     logging.getLogger("csad.models.backbone").setLevel(logging.ERROR)
     image, instances = two_objects()
     config = ComponentFeatureConfig(
-        descriptors=["cnn", "color"], stride=8, n_rotations=4, batch_size=3, block_weights={"cnn": 2.0}
+        descriptors=["cnn", "color"],
+        backbone="resnet18",
+        weights="none",
+        stride=8,
+        n_rotations=4,
+        batch_size=3,
+        block_weights={"cnn": 2.0},
     )
     backbone = build_feature_backbone(config)
     assert backbone is not None

@@ -44,7 +44,7 @@ import torch
 import torchvision
 from torch import nn
 
-from csad.errors import CheckpointError
+from csad.errors import CheckpointError, ParamsError
 
 log = logging.getLogger(__name__)
 
@@ -192,9 +192,9 @@ def build_model(name: str, weights: str, param: str = "backbone.weights", seed: 
 
     Raises:
         CheckpointError: the weights are missing or unusable (the message names ``param``).
-        ValueError: unknown name.
+        ParamsError: unknown name (a ValueError).
     """
-    _check_name(name)
+    _check_name(name, param)
     if weights == "download":
         return _download(name, param).eval()
     with torch.random.fork_rng(devices=[]):
@@ -243,9 +243,10 @@ def build_backbone(
     Raises:
         CheckpointError: the weights are missing or do not fit the architecture, the bundled package is not
             installed, or the download failed.
-        ValueError: unknown name or stride.
+        ParamsError: unknown name (a ValueError, like an unknown stride).
+        ValueError: unknown stride.
     """
-    _check_name(name)
+    _check_name(name, param)
     _check_strides(strides)
     if not strides:
         raise ValueError("build_backbone needs at least one stride")
@@ -358,9 +359,10 @@ def _load_state(model: nn.Module, state: Mapping[str, torch.Tensor], param: str,
         )
 
 
-def _check_name(name: str) -> None:
+def _check_name(name: str, param: str | None = None) -> None:
     if name not in BACKBONES:
-        raise ValueError(f"unknown backbone {name!r}; choose from {', '.join(BACKBONES)}")
+        owner = f" (the backbone whose weights are {param})" if param else ""
+        raise ParamsError(f"unknown backbone {name!r}{owner}; choose from {', '.join(BACKBONES)}")
 
 
 def _check_strides(strides: Sequence[int]) -> None:
