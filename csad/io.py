@@ -1,25 +1,37 @@
-"""Atomic file and folder writes, PNG/JSON helpers.
+"""Atomic file and folder writes, PNG/JSON helpers, and the one listing helper that skips hidden/system files.
 
 Every artifact of the pipeline is written to a temporary path next to its destination and renamed into place,
 so a crash or a SIGKILL never leaves a half-written file that a later stage could read.
+
+Every JSON file the project writes is strict JSON (:func:`write_json` refuses NaN and inf). A metric that is
+undefined (e.g. the structural AUROC of a test set without structural anomalies) is written as ``null`` with a
+string ``"<key>_reason"`` beside it (:func:`set_undefined`); a defined metric has no ``_reason`` key.
+
+Every folder listing of the project goes through :func:`list_dir`, which never returns hidden or system entries
+(:func:`is_hidden`: ``.DS_Store``, AppleDouble ``._x.png``, ``.ipynb_checkpoints/``, ``__MACOSX/``, ``Thumbs.db``...).
 
 >>> import tempfile, pathlib
 >>> d = pathlib.Path(tempfile.mkdtemp())
 >>> write_json(d / "m.json", {"auroc": 0.5})
 >>> read_json(d / "m.json")
 {'auroc': 0.5}
+>>> out = {}
+>>> set_undefined(out, "structural", "no structural_anomalies test images")
+>>> out
+{'structural': None, 'structural_reason': 'no structural_anomalies test images'}
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, MutableMapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -64,10 +76,171 @@ def atomic_dir(dest: Path | str) -> Iterator[Path]:
         raise
 
 
+#: Names (compared in lower case) of system entries that are never data, besides every name starting with ".".
+SYSTEM_NAMES = frozenset({"__macosx", "__pycache__", "thumbs.db", "desktop.ini", ".ds_store"})
+
+#: Suffix of the key that holds the reason beside an undefined (``null``) metric.
+REASON_SUFFIX = "_reason"
+
+
+def is_hidden(path: Path | str) -> bool:
+    """Return True if ``path``'s name is a hidden or system entry, never data.
+
+    Hidden: any name starting with ``.`` (``.DS_Store``, macOS AppleDouble files ``._000.png``,
+    ``.ipynb_checkpoints``, ``.git``, our own ``.x.tmp`` files). System: ``__MACOSX``, ``__pycache__``,
+    ``Thumbs.db``, ``desktop.ini`` (case-insensitive).
+
+    >>> [is_hidden(n) for n in (".DS_Store", "._000.png", "__MACOSX", "Thumbs.db", "000.png")]
+    [True, True, True, True, False]
+    """
+    name = Path(path).name
+    return name.startswith(".") or name.lower() in SYSTEM_NAMES
+
+
+def list_dir(
+    folder: Path | str,
+    *,
+    kind: Literal["any", "file", "dir"] = "any",
+    suffixes: Iterable[str] | None = None,
+    recursive: bool = False,
+) -> list[Path]:
+    """Return the entries of ``folder``, sorted, without hidden or system entries (:func:`is_hidden`).
+
+    The one listing helper of the project: every place that lists data files or folders goes through it.
+
+    Args:
+        folder: Folder to list; a missing folder (or a file) gives an empty list.
+        kind: ``"file"`` keeps regular files (symlinks to files included), ``"dir"`` folders, ``"any"`` both.
+        suffixes: If given, keep only files whose suffix is one of these (case-insensitive, with the dot,
+            e.g. ``(".png", ".tif")``); folders are then dropped.
+        recursive: Also list sub-folders, never descending into hidden or system folders.
+
+    Returns:
+        Paths under ``folder`` sorted by path.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    wanted = tuple(s.lower() for s in suffixes) if suffixes is not None else None
+
+    def keep(p: Path) -> bool:
+        if is_hidden(p):
+            return False
+        if wanted is not None:
+            return p.suffix.lower() in wanted and p.is_file()
+        if kind == "file":
+            return p.is_file()
+        if kind == "dir":
+            return p.is_dir()
+        return True
+
+    if not recursive:
+        return sorted(p for p in folder.iterdir() if keep(p))
+    found: list[Path] = []
+    for here, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not is_hidden(d)]  # prune: never descend into hidden/system folders
+        base = Path(here)
+        found.extend(p for p in (base / n for n in (*dirs, *files)) if keep(p))
+    return sorted(found)
+
+
+def set_undefined(out: MutableMapping[str, Any], key: str, reason: str) -> None:
+    """Record an undefined metric: ``out[key] = None`` and ``out[key + "_reason"] = reason``.
+
+    This is the project's one shape for undefined values in metrics JSON files (never NaN).
+    """
+    out[key] = None
+    out[key + REASON_SUFFIX] = reason
+
+
+def is_reason_key(key: object) -> bool:
+    """Return True for the ``<key>_reason`` keys written by :func:`set_undefined`."""
+    return isinstance(key, str) and key.endswith(REASON_SUFFIX)
+
+
+def is_defined(value: Any) -> bool:
+    """Return True if ``value`` is a finite real number (not None, not bool, not NaN/inf).
+
+    >>> [is_defined(v) for v in (0.5, 1, None, float("nan"), True)]
+    [True, True, False, False, False]
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        return False
+    return math.isfinite(float(value))
+
+
+def round_metrics(obj: Any, ndigits: int = 4) -> Any:
+    """Return ``obj`` (nested dicts/lists) with every real number rounded to ``ndigits``; None, strings,
+    ints and bools unchanged; numpy scalars become Python numbers.
+
+    >>> round_metrics({"a": 0.123456, "b": None, "b_reason": "x", "n": 3})
+    {'a': 0.1235, 'b': None, 'b_reason': 'x', 'n': 3}
+    """
+    if isinstance(obj, dict):
+        return {k: round_metrics(v, ndigits) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [round_metrics(v, ndigits) for v in obj]
+    if isinstance(obj, bool | np.bool_):
+        return bool(obj)
+    if isinstance(obj, int | np.integer):
+        return int(obj)
+    if isinstance(obj, float | np.floating):
+        return round(float(obj), ndigits)
+    return obj
+
+
+def _strict(obj: Any, where: str) -> Any:
+    """Return ``obj`` as plain JSON types (numpy scalars/arrays converted).
+
+    Raises:
+        ValueError: a float is NaN or infinite; the message names its key path ``where``.
+    """
+    if isinstance(obj, dict):
+        return {k: _strict(v, f"{where}.{k}" if where else str(k)) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_strict(v, f"{where}[{i}]") for i, v in enumerate(obj)]
+    if isinstance(obj, np.ndarray):
+        return _strict(obj.tolist(), where)
+    if isinstance(obj, bool | np.bool_):
+        return bool(obj)
+    if isinstance(obj, int | np.integer):
+        return int(obj)
+    if isinstance(obj, float | np.floating):
+        if not math.isfinite(float(obj)):
+            raise ValueError(
+                f"non-finite value {float(obj)} at '{where or '<root>'}': strict JSON has no NaN/inf; write an "
+                f"undefined metric as null with a '<key>{REASON_SUFFIX}' string (csad.io.set_undefined)"
+            )
+        return float(obj)
+    return obj
+
+
+def json_text(obj: Any) -> str:
+    """Return ``obj`` as indented strict JSON text (``allow_nan=False``; numpy scalars and arrays converted).
+
+    Raises:
+        ValueError: ``obj`` holds a NaN or infinite float (the message names its key path).
+        TypeError: ``obj`` holds a value JSON cannot represent.
+    """
+    return json.dumps(_strict(obj, ""), indent=2, sort_keys=False, allow_nan=False)
+
+
 def write_json(path: Path | str, obj: Any) -> None:
-    """Write ``obj`` as indented JSON atomically."""
+    """Write ``obj`` as indented strict JSON, atomically.
+
+    Undefined metrics must be ``None`` with a ``"<key>_reason"`` string beside them (:func:`set_undefined`); a NaN
+    or inf is refused, so no file the project writes can hold the bare ``NaN`` that strict JSON parsers reject.
+
+    Raises:
+        ValueError: ``obj`` holds a NaN or infinite float; the message names ``path`` and the key path. Nothing is
+            written then.
+    """
+    try:
+        text = json_text(obj)
+    except ValueError as err:
+        raise ValueError(f"refusing to write {path}: {err}") from err
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+        tmp.write_text(text + "\n", encoding="utf-8")
 
 
 def read_json(path: Path | str) -> Any:

@@ -12,7 +12,11 @@ csad.errors.ParamsError: params.yaml: unknown key synth.image_sise (did you mean
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import re
+import types
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +46,7 @@ SCHEMA: Schema = {
             "test_structural": int,
         },
     },
-    "runtime": {"device": str, "num_threads": int},
+    "runtime": {"device": str, "num_threads": int, "deterministic": bool},
     "tag": {
         "backend": str,
         "tags": dict,
@@ -131,6 +135,31 @@ SCHEMA: Schema = {
 }
 
 
+class ParamsLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2 floats: ``1e-05``, ``1E5``, ``+.5`` load as floats, not strings.
+
+        PyYAML implements YAML 1.1, whose float pattern requires a dot and a signed exponent, so ``1e-05`` (which
+        ``dvc exp run -S lgst.weight_decay=0.00001`` writes through ruamel.yaml, a YAML 1.2 writer) would come back as
+        the string ``"1e-05"``. The YAML 1.2 core schema's float pattern is added as a further implicit resolver; values
+        that PyYAML already typed keep their types.
+
+    XX
+        {'a': 1e-05, 'b': 100000.0, 'c': 3, 'd': '1e-05'}
+    """
+
+
+_YAML12_FLOAT = re.compile(
+    r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$"  # 1e-05, 1E5, .5, 2.
+    r"|^[-+]?\.(?:inf|Inf|INF)$|^\.(?:nan|NaN|NAN)$"
+)
+ParamsLoader.add_implicit_resolver("tag:yaml.org,2002:float", _YAML12_FLOAT, list("-+.0123456789"))
+
+
+def load_yaml(text: str) -> Any:
+    """Parse ``text`` with :class:`ParamsLoader` (YAML 1.2 floats). Raises ``yaml.YAMLError`` on bad YAML."""
+    return yaml.load(text, Loader=ParamsLoader)
+
+
 def load_params(path: Path | str = "params.yaml", schema: Schema | None = None) -> dict[str, Any]:
     """Return the parsed and checked params file at ``path``.
 
@@ -141,7 +170,7 @@ def load_params(path: Path | str = "params.yaml", schema: Schema | None = None) 
     if not path.is_file():
         raise ParamsError(f"{path} not found: run from the repository root or pass --params")
     try:
-        tree = yaml.safe_load(path.read_text(encoding="utf-8"))
+        tree = load_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
         raise ParamsError(f"{path} is not valid YAML: {err}".replace("\n", " ")) from err
     if not isinstance(tree, dict):
@@ -228,7 +257,72 @@ def build_with_kwargs(factory: Any, kwargs: dict[str, Any], param: str) -> Any:
             close = difflib.get_close_matches(key, accepted, n=1)
             hint = f" (did you mean {param}.{close[0]}?)" if close else f"; known: {', '.join(accepted)}"
             raise ParamsError(f"params.yaml: unknown key {param}.{key}{hint}")
+    check_types(factory, kwargs, param)
     try:
         return factory(**kwargs)
     except (TypeError, ValueError) as err:
         raise ParamsError(f"params.yaml: {param}: {err}") from err
+
+
+def check_types(factory: Any, kwargs: dict[str, Any], param: str) -> None:
+    """Raise :class:`ParamsError` when a value of ``kwargs`` does not have the type that ``factory`` declares.
+
+    The declared types are the type hints of ``factory`` (a dataclass's fields, or the parameters of a class's
+    ``__init__`` or of a function). Scalars are checked (``float`` accepts an int, never a bool or a string; ``int``
+    and ``bool`` are exact), and a mapping given for a nested dataclass field is checked against that dataclass, at
+    any depth. Hints that are not plain scalars or dataclasses (lists, unions of other types) are left to
+    ``factory``. This turns a number that arrives as a string (``"1e-05"``) into one line naming the key instead
+    of a traceback from deep inside an optimizer.
+
+    >>> from csad.seg.train import SegTrainConfig
+    >>> check_types(SegTrainConfig, {"lr": "1e-05"}, "segment.train")
+    Traceback (most recent call last):
+    ...
+    csad.errors.ParamsError: params.yaml: segment.train.lr must be a number (float), got '1e-05' (a str)
+    """
+    hints = _type_hints(factory)
+    for key, value in kwargs.items():
+        hint = hints.get(key)
+        if hint is None:
+            continue
+        name = f"{param}.{key}"
+        nested = _dataclass_of(hint)
+        if nested is not None and isinstance(value, dict):
+            check_types(nested, value, name)
+            continue
+        scalars = _scalar_types(hint)
+        if scalars and not _is_instance(value, scalars):
+            what = "a number (float)" if float in scalars else _type_name(scalars)
+            raise ParamsError(f"params.yaml: {name} must be {what}, got {value!r} (a {type(value).__name__})")
+
+
+def _type_hints(factory: Any) -> dict[str, Any]:
+    target = factory if dataclasses.is_dataclass(factory) else getattr(factory, "__init__", factory)
+    if isinstance(factory, type) and not dataclasses.is_dataclass(factory):
+        target = factory.__init__
+    try:
+        return typing.get_type_hints(target)
+    except Exception:
+        return {}
+
+
+def _union_args(hint: Any) -> tuple[Any, ...]:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return typing.get_args(hint)
+    return (hint,)
+
+
+def _dataclass_of(hint: Any) -> type | None:
+    for arg in _union_args(hint):
+        if isinstance(arg, type) and dataclasses.is_dataclass(arg):
+            return arg
+    return None
+
+
+def _scalar_types(hint: Any) -> tuple[type, ...]:
+    """Return the scalar types of ``hint`` when it is made of int/float/bool/str/None only, else ``()``."""
+    args = _union_args(hint)
+    allowed = (int, float, bool, str, type(None))
+    if all(isinstance(a, type) and a in allowed for a in args):
+        return tuple(args)
+    return ()

@@ -5,12 +5,18 @@
 prints the results table (markdown) generated from ``summary.json`` and the quality table (pseudo-labels,
 segmentation, timings) from the per-category metrics beside it; with ``--readme`` it rewrites the README parts
 between ``<!-- results:start/end -->`` and ``<!-- quality:start/end -->``.
+
+A category's test set may lack any image type, so a metric may be undefined: ``null`` with ``"<key>_reason"``
+beside it (:func:`csad.io.set_undefined`). Means over categories average the defined values only; the summary's
+``missing`` map says which category lacks which value and why. Undefined ROC curves are not written, and tables
+show ``n/a``.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,37 +24,89 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from csad.data.loco import LocoCategory, read_image
-from csad.eval.auroc import roc_points
+from csad.data.loco import ANOMALY_TYPES, LocoCategory, read_image
+from csad.eval.auroc import ANOMALY_KINDS, auroc_undefined_reason, roc_points
 from csad.eval.maps import anomaly_map_path, read_anomaly_map
-from csad.io import atomic_path, read_json, read_label_png
+from csad.io import REASON_SUFFIX, atomic_path, is_defined, read_json, read_label_png, set_undefined
 from csad.viz import colorize, tile_grid
+
+log = logging.getLogger(__name__)
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 QUALITY_START, QUALITY_END = "<!-- quality:start -->", "<!-- quality:end -->"
 BRANCH_NAMES = {"fused": "CSAD (fused)", "patch_hist": "Patch Histogram only", "lgst": "LGST only"}
 
 
+def _mean_over(
+    cats: Sequence[str],
+    per_cat: Callable[[str], Mapping[str, Any]],
+    keys: Sequence[str],
+    where: str,
+    missing: dict[str, dict[str, str]],
+) -> dict[str, Any]:
+    """Return ``{key: mean over cats of the defined values}``; record categories without a value in ``missing``.
+
+    A key no category defines is None with ``"<key>_reason"`` beside it.
+    """
+    out: dict[str, Any] = {}
+    for key in keys:
+        values: list[float] = []
+        lacking: dict[str, str] = {}
+        for c in cats:
+            metrics = per_cat(c)
+            value = metrics.get(key)
+            if is_defined(value):
+                values.append(float(value))
+            else:
+                lacking[c] = str(metrics.get(key + REASON_SUFFIX) or f"{where}.{key} missing or not a number")
+        if lacking:
+            missing[f"{where}.{key}"] = lacking
+        if values:
+            out[key] = round(float(np.mean(values)), 4)
+        else:
+            reasons = "; ".join(f"{c}: {r}" for c, r in lacking.items()) or "no categories"
+            set_undefined(out, key, f"undefined in every category ({reasons})")
+    return out
+
+
 def summarize(per_category: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     """Return the summary: per category and mean over categories of image AUROC (per branch) and AU-sPRO@0.05.
 
     The overall mean AUROC equals the mean of the per-category (logical + structural) / 2, as the paper reports.
+    Each mean over categories averages only the categories where the value is defined (a finite number); the
+    ``missing`` map lists, per value (``"image_auroc.fused.structural"``), the categories left out and why (their
+    ``_reason``). A value no category defines is None with ``"<key>_reason"`` beside it.
+
+    Args:
+        per_category: ``metrics/<category>.json`` contents by category (``image_auroc.<branch>.<kind>`` and
+            ``au_spro_0.05.<type>``).
+
+    Returns:
+        ``{"categories", "image_auroc": {branch: {logical, structural, mean}}, "au_spro_0.05": {type: value},
+        "missing": {value path: {category: reason}}, "per_category": {category: {...}}}`` (values in [0, 1]).
     """
     cats = sorted(per_category)
-    out: dict[str, Any] = {"categories": cats, "image_auroc": {}, "au_spro_0.05": {}, "per_category": {}}
+    missing: dict[str, dict[str, str]] = {}
+    out: dict[str, Any] = {"categories": cats, "image_auroc": {}, "au_spro_0.05": {}}
     for branch in BRANCH_NAMES:
-        out["image_auroc"][branch] = {
-            k: round(float(np.mean([per_category[c]["image_auroc"][branch][k] for c in cats])), 4)
-            for k in ("logical", "structural", "mean")
+        out["image_auroc"][branch] = _mean_over(
+            cats,
+            lambda c, b=branch: per_category[c].get("image_auroc", {}).get(b, {}),
+            ("logical", "structural", "mean"),
+            f"image_auroc.{branch}",
+            missing,
+        )
+    out["au_spro_0.05"] = _mean_over(
+        cats, lambda c: per_category[c].get("au_spro_0.05", {}), (*ANOMALY_TYPES, "mean"), "au_spro_0.05", missing
+    )
+    out["missing"] = missing
+    out["per_category"] = {
+        c: {
+            "image_auroc": per_category[c].get("image_auroc", {}),
+            "au_spro_0.05": per_category[c].get("au_spro_0.05", {}),
         }
-    for k in ("logical_anomalies", "structural_anomalies", "mean"):
-        out["au_spro_0.05"][k] = round(float(np.mean([per_category[c]["au_spro_0.05"][k] for c in cats])), 4)
-    for c in cats:
-        m = per_category[c]
-        out["per_category"][c] = {
-            "image_auroc": m["image_auroc"],
-            "au_spro_0.05": m["au_spro_0.05"],
-        }
+        for c in cats
+    }
     return out
 
 
@@ -59,22 +117,22 @@ def results_table(summary: Mapping[str, Any]) -> str:
         "|---|---|---|---|---|---|---|",
     ]
 
-    def pct(x: float) -> str:
-        return f"{100 * x:.1f}"
+    def pct(x: Any) -> str:
+        return f"{100 * float(x):.1f}" if is_defined(x) else "n/a"
 
     for c in summary["categories"]:
         m = summary["per_category"][c]
         auc = m["image_auroc"]
         lines.append(
-            f"| {c} | {pct(auc['fused']['logical'])} | {pct(auc['fused']['structural'])} | "
-            f"{pct(auc['fused']['mean'])} | {pct(auc['patch_hist']['mean'])} | {pct(auc['lgst']['mean'])} | "
-            f"{pct(m['au_spro_0.05']['mean'])} |"
+            f"| {c} | {pct(auc['fused'].get('logical'))} | {pct(auc['fused'].get('structural'))} | "
+            f"{pct(auc['fused'].get('mean'))} | {pct(auc['patch_hist'].get('mean'))} | "
+            f"{pct(auc['lgst'].get('mean'))} | {pct(m['au_spro_0.05'].get('mean'))} |"
         )
     auc = summary["image_auroc"]
     lines.append(
-        f"| **mean** | {pct(auc['fused']['logical'])} | {pct(auc['fused']['structural'])} | "
-        f"**{pct(auc['fused']['mean'])}** | {pct(auc['patch_hist']['mean'])} | {pct(auc['lgst']['mean'])} | "
-        f"{pct(summary['au_spro_0.05']['mean'])} |"
+        f"| **mean** | {pct(auc['fused'].get('logical'))} | {pct(auc['fused'].get('structural'))} | "
+        f"**{pct(auc['fused'].get('mean'))}** | {pct(auc['patch_hist'].get('mean'))} | "
+        f"{pct(auc['lgst'].get('mean'))} | {pct(summary['au_spro_0.05'].get('mean'))} |"
     )
     return "\n".join(lines)
 
@@ -115,19 +173,38 @@ def update_readme(readme: Path, table: str, start: str = START, end: str = END) 
         tmp.write_text(f"{head}{start}\n{table}\n{end}{tail}", encoding="utf-8")
 
 
-def write_roc_csvs(scores: pd.DataFrame, out_dir: Path, category: str) -> None:
-    """Write ``<out_dir>/<category>_<kind>.csv`` (fpr, tpr) of the fused score for logical and structural."""
+def write_roc_csvs(scores: pd.DataFrame, out_dir: Path, category: str) -> dict[str, str]:
+    """Write ``<out_dir>/<category>_<kind>.csv`` (fpr, tpr) of the fused score for logical and structural.
+
+    A curve that is undefined (no good or no ``kind`` test image) is not written (a stale file of it is removed);
+    ``out_dir`` is created in any case.
+
+    Returns:
+        ``{kind: reason}`` of the curves not written (empty when both are).
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     test = scores[scores["split"] == "test"]
-    for kind in ("logical", "structural"):
-        fpr, tpr = roc_points(test["fused"].to_numpy(), test["type"].tolist(), kind)
+    types = test["type"].tolist()
+    skipped: dict[str, str] = {}
+    for kind in ANOMALY_KINDS:
+        dest = out_dir / f"{category}_{kind}.csv"
+        reason = auroc_undefined_reason(types, kind)
+        if reason is not None:
+            dest.unlink(missing_ok=True)
+            skipped[kind] = reason
+            log.warning("%s: no %s ROC curve: %s", category, kind, reason)
+            continue
+        fpr, tpr = roc_points(test["fused"].to_numpy(dtype=np.float64), types, kind)
         frame = pd.DataFrame({"fpr": np.round(fpr, 5), "tpr": np.round(tpr, 5)})
-        with atomic_path(out_dir / f"{category}_{kind}.csv") as tmp:
+        with atomic_path(dest) as tmp:
             frame.to_csv(tmp, index=False)
+    return skipped
 
 
 def visual_report(category: LocoCategory, scores: pd.DataFrame, scores_dir: Path, per_type: int = 4) -> np.ndarray:
     """Return a picture: for ``per_type`` test images of each type, the image, the anomaly map overlay and the
-    segmentation, captioned with the fused score."""
+    segmentation, captioned with the fused score (one captioned blank tile when there are no test images)."""
     test = scores[scores["split"] == "test"]
     by_key = category.by_key()
     tiles: list[tuple[str, np.ndarray]] = []
@@ -146,6 +223,8 @@ def visual_report(category: LocoCategory, scores: pd.DataFrame, scores_dir: Path
             tiles.append(("anomaly map", _heat_overlay(image, amap)))
             seg = read_label_png(scores_dir / "segmentation" / "test" / rec.type / f"{rec.stem}.png")
             tiles.append(("segmentation", colorize(seg)))
+    if not tiles:
+        tiles.append(("no test images", np.full((160, 160, 3), 255, dtype=np.uint8)))
     return tile_grid(tiles, columns=6, tile_size=160)
 
 

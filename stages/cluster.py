@@ -11,15 +11,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from csad.params import resolve
 from csad.pseudo.steps import run_cluster
 from csad.stage import load_stage, run_stage
 
 
 def main(argv: list[str] | None = None) -> None:
     """Cluster the components of one category."""
-    args, params, category = load_stage(argv, __doc__)
-    cfg = resolve(params["cluster"], args.category)
+    run = load_stage(argv, __doc__, "cluster")
+    args, category, cfg = run.args, run.category, run.config
     run_cluster(
         Path("data/components") / args.category,
         Path("data/refined") / args.category,

@@ -6,6 +6,9 @@ Reads ``metrics/<category>.json`` and ``data/scores/<category>/`` of every categ
 Writes ``metrics/summary.json`` (means over categories as the paper reports them), ROC curves of the fused score
 (``metrics/roc/<category>_<logical|structural>.csv``, DVC plots) and a visual report per category
 (``metrics/report/<category>.png``: test images, anomaly map, segmentation).
+
+Any subset of test image types works: an undefined metric is ``null`` with ``"<key>_reason"`` beside it, means
+average the defined values (``missing`` in summary.json names the rest), and an undefined ROC curve is not written.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ def main(argv: list[str] | None = None) -> None:
             raise CsadError(f"{metrics_path} is missing: run the score stage (dvc repro score@{name})")
         per_category[name] = read_json(metrics_path)
         scores_dir = Path("data/scores") / name
+        if not (scores_dir / "scores.parquet").is_file():
+            raise CsadError(f"{scores_dir / 'scores.parquet'} is missing: run the score stage (dvc repro score@{name})")
         scores = pd.read_parquet(scores_dir / "scores.parquet")
         write_roc_csvs(scores, Path("metrics/roc"), name)
         category = LocoCategory.open(params["dataset"]["root"], name)

@@ -12,20 +12,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from csad.params import resolve
 from csad.pseudo.steps import run_features
-from csad.stage import load_stage, run_stage, select_device, write_timing
+from csad.stage import load_stage, run_stage, write_timing
 
 
 def main(argv: list[str] | None = None) -> None:
     """Describe the refined components of one category."""
-    args, params, category = load_stage(argv, __doc__)
-    cfg = resolve(params["features"], args.category)
+    run = load_stage(argv, __doc__, "features")
+    args, category, cfg = run.args, run.category, run.config
     summary = run_features(
         category.split("train"),
         Path("data/refined") / args.category,
         cfg,
-        select_device(params["runtime"]),
+        run.device(),
         Path("data/components") / args.category,
     )
     write_timing(args.category, "features", summary)

@@ -16,7 +16,6 @@ from pathlib import Path
 import pandas as pd
 
 from csad.io import write_json, write_png
-from csad.params import resolve
 from csad.pseudo.report import pseudo_label_grid, pseudo_label_quality
 from csad.pseudo.steps import run_filter
 from csad.stage import load_stage, run_stage
@@ -24,8 +23,8 @@ from csad.stage import load_stage, run_stage
 
 def main(argv: list[str] | None = None) -> None:
     """Filter the clustered components of one category into pseudo-label maps."""
-    args, params, category = load_stage(argv, __doc__)
-    cfg = resolve(params["filter"], args.category)
+    run = load_stage(argv, __doc__, "filter")
+    args, category, cfg = run.args, run.category, run.config
     out = Path("data/pseudo_labels") / args.category
     records = category.split("train")
     summary = run_filter(

@@ -14,15 +14,15 @@ from pathlib import Path
 
 from csad.errors import ParamsError
 from csad.io import read_json
-from csad.params import build_with_kwargs, resolve
+from csad.params import build_with_kwargs
 from csad.pseudo.steps import run_grounding
-from csad.stage import load_stage, run_stage, select_device, write_timing
+from csad.stage import load_stage, run_stage, write_timing
 
 
 def main(argv: list[str] | None = None) -> None:
     """Ground the tag prompt in every train image of one category."""
-    args, params, category = load_stage(argv, __doc__)
-    cfg = resolve(params["ground"], args.category)
+    run = load_stage(argv, __doc__, "ground")
+    args, category, cfg = run.args, run.category, run.config
     tags_file = Path("data/tags") / f"{args.category}.json"
     if not tags_file.is_file():
         raise ParamsError(f"{tags_file} is missing: run the tag stage first (dvc repro tag@{args.category})")
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     if cfg["backend"] == "grounded_sam":
         from csad.pseudo.grounding import build_grounded_sam
 
-        backend = build_grounded_sam(cfg["grounded_sam"], select_device(params["runtime"]))
+        backend = build_grounded_sam(cfg["grounded_sam"], run.device())
     elif cfg["backend"] == "classical":
         from csad.pseudo.classical import ClassicalGrounding
 

@@ -13,19 +13,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from csad.errors import ParamsError
-from csad.params import build_with_kwargs, resolve
+from csad.params import build_with_kwargs
 from csad.pseudo.steps import run_proposals
-from csad.stage import load_stage, run_stage, select_device, write_timing
+from csad.stage import load_stage, run_stage, write_timing
 
 
 def main(argv: list[str] | None = None) -> None:
     """Propose part-level instances in every train image of one category."""
-    args, params, category = load_stage(argv, __doc__)
-    cfg = resolve(params["propose"], args.category)
+    run = load_stage(argv, __doc__, "propose")
+    args, category, cfg = run.args, run.category, run.config
     if cfg["backend"] == "sam":
         from csad.pseudo.proposals import build_sam_proposals
 
-        backend = build_sam_proposals(cfg["sam"], select_device(params["runtime"]))
+        backend = build_sam_proposals(cfg["sam"], run.device())
     elif cfg["backend"] == "classical":
         from csad.pseudo.classical import ClassicalProposals
 

@@ -12,15 +12,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from csad.params import resolve
 from csad.pseudo.steps import run_refine
 from csad.stage import load_stage, run_stage, write_timing
 
 
 def main(argv: list[str] | None = None) -> None:
     """Refine the proposals of every train image of one category."""
-    args, params, category = load_stage(argv, __doc__)
-    cfg = resolve(params["refine"], args.category)
+    run = load_stage(argv, __doc__, "refine")
+    args, category, cfg = run.args, run.category, run.config
     summary = run_refine(
         category.split("train"),
         Path("data/grounding") / args.category,

@@ -14,18 +14,19 @@ from pathlib import Path
 
 from csad.io import write_json
 from csad.scoring.run import score_category
-from csad.stage import load_stage, run_stage, select_device
+from csad.stage import load_stage, run_stage
 
 
 def main(argv: list[str] | None = None) -> None:
     """Score one category."""
-    args, params, category = load_stage(argv, __doc__)
+    run = load_stage(argv, __doc__, "score")
+    args, category = run.args, run.category
     _, metrics = score_category(
         category,
         Path("models") / args.category / "segmenter.pt",
         Path("models") / args.category / "lgst.pt",
-        params["score"],
-        select_device(params["runtime"]),
+        run.config,
+        run.device(),
         Path("data/scores") / args.category,
     )
     write_json(Path("metrics") / f"{args.category}.json", {"category": args.category, **metrics})

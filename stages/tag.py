@@ -15,14 +15,14 @@ from csad.data.loco import read_image
 from csad.errors import ParamsError
 from csad.io import write_json
 from csad.pseudo.tags import tags_from_params, tags_from_ram
-from csad.stage import load_stage, run_stage, select_device
+from csad.stage import load_stage, run_stage
 
 
 def main(argv: list[str] | None = None) -> None:
     """Write the tag file of one category."""
-    args, params, category = load_stage(argv, __doc__)
-    cfg = params["tag"]
-    listed = cfg["tags"].get(args.category)
+    run = load_stage(argv, __doc__, "tag")
+    args, category, cfg = run.args, run.category, run.config
+    listed = cfg["tags"]
     if cfg["backend"] == "params":
         if listed is None:
             raise ParamsError(f"{args.params}: tag.tags has no list for {args.category!r}; add one (component names)")
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
             ram["min_frequency"],
             ram["exclude"],
             ram["extra"],
-            select_device(params["runtime"]),
+            run.device(),
         )
     else:
         raise ParamsError(f"{args.params}: tag.backend must be 'params' or 'ram', got {cfg['backend']!r}")

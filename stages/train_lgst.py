@@ -18,15 +18,14 @@ from dvclive import Live
 
 from csad.data.loco import read_image
 from csad.lgst.train import config_from_params, fit_map_normalizer, save_lgst, train_lgst
-from csad.params import resolve
-from csad.stage import load_stage, run_stage, select_device
+from csad.stage import load_stage, run_stage
 
 
 def main(argv: list[str] | None = None) -> None:
     """Train LGST for one category."""
-    args, params, category = load_stage(argv, __doc__)
-    cfg = {k: v for k, v in resolve(params["lgst"], args.category).items()}
-    cfg["device"] = select_device(params["runtime"])
+    run = load_stage(argv, __doc__, "train_lgst")
+    args, category, cfg = run.args, run.category, dict(run.config)
+    cfg["device"] = run.device()
     config, backbone = config_from_params(cfg)
     train = [read_image(r.path) for r in category.split("train")]
     val = [read_image(r.path) for r in category.split("validation")]

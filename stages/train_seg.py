@@ -16,16 +16,15 @@ from pathlib import Path
 from dvclive import Live
 
 from csad.io import write_json
-from csad.params import resolve
 from csad.seg.run import load_segmenter, segmentation_quality, train_category_segmenter
-from csad.stage import load_stage, run_stage, select_device
+from csad.stage import load_stage, run_stage
 
 
 def main(argv: list[str] | None = None) -> None:
     """Train the segmenter of one category."""
-    args, params, category = load_stage(argv, __doc__)
-    cfg = resolve(params["segment"], args.category)
-    device = select_device(params["runtime"])
+    run = load_stage(argv, __doc__, "train_seg")
+    args, category, cfg = run.args, run.category, run.config
+    device = run.device()
     checkpoint = Path("models") / args.category / "segmenter.pt"
     with Live(dir=str(Path("metrics") / args.category / "train_seg"), save_dvc_exp=False, dvcyaml=None) as live:
 

@@ -18,6 +18,12 @@ pytestmark = pytest.mark.integration
 
 def _stage(stage: str, cwd: Path, params: dict[str, Any], category: str = "breakfast_box") -> str:
     (cwd / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    subprocess.run(  # as `dvc repro` does: the settings stage first (it may fail on the same bad params)
+        [sys.executable, str(REPO_ROOT / "stages" / "settings.py"), "--category", category],
+        cwd=cwd,
+        capture_output=True,
+        check=False,
+    )
     proc = subprocess.run(
         [sys.executable, str(REPO_ROOT / "stages" / f"{stage}.py"), "--category", category],
         cwd=cwd,

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from csad.data.loco import DatasetError
 from csad.eval.auroc import image_auroc, roc_points
-from csad.eval.maps import anomaly_map_path, read_anomaly_map, write_anomaly_map
+from csad.eval.maps import anomaly_map_path, index_anomaly_maps, read_anomaly_map, write_anomaly_map
 
 GOOD, LOG, STRUC = "good", "logical_anomalies", "structural_anomalies"
 
@@ -31,11 +32,47 @@ def test_ties_count_half() -> None:
     assert image_auroc([0.5, 0.5], [GOOD, LOG])["logical"] == 0.5
 
 
-def test_missing_type_gives_nan_and_mean_of_the_other() -> None:
+def test_missing_type_gives_null_with_reason_and_mean_of_the_other() -> None:
     result = image_auroc(SCORES[:5], TYPES[:5])
-    assert math.isnan(result["structural"])
+    assert result["structural"] is None
+    assert result["structural_reason"] == "no structural_anomalies test images"
     assert result["logical"] == pytest.approx(5 / 6)
     assert result["mean"] == result["logical"]
+    assert "logical_reason" not in result and "mean_reason" not in result
+
+
+@pytest.mark.parametrize(
+    ("scores", "types", "expected"),
+    [
+        (
+            [0.1, 0.2],
+            [LOG, STRUC],
+            {"logical_reason": "no good test images", "structural_reason": "no good test images"},
+        ),
+        (
+            [0.1, 0.2],
+            [GOOD, GOOD],
+            {
+                "logical_reason": "no logical_anomalies test images",
+                "structural_reason": "no structural_anomalies test images",
+            },
+        ),
+        (
+            [],
+            [],
+            {
+                "logical_reason": "no good and no logical_anomalies test images",
+                "structural_reason": "no good and no structural_anomalies test images",
+            },
+        ),
+    ],
+)
+def test_undefined_auroc_is_null_with_reason(scores: list[float], types: list[str], expected: dict) -> None:
+    result = image_auroc(scores, types)
+    assert result["logical"] is None and result["structural"] is None and result["mean"] is None
+    assert {k: result[k] for k in expected} == expected
+    assert result["mean_reason"].startswith("neither AUROC is defined")
+    assert not any(isinstance(v, float) and math.isnan(v) for v in result.values())
 
 
 def test_roc_points_integrate_to_auroc() -> None:
@@ -50,8 +87,6 @@ def test_roc_points_integrate_to_auroc() -> None:
         ([0.1, 0.2], [GOOD], "got 2 scores but 1 image types"),
         ([0.1, math.nan], [GOOD, LOG], "NaN or inf"),
         ([0.1, 0.2], [GOOD, "logical"], "unknown image types"),
-        ([0.1, 0.2], [LOG, STRUC], "no 'good' images"),
-        ([0.1, 0.2], [GOOD, GOOD], "no anomalous images"),
     ],
 )
 def test_image_auroc_errors(scores: list[float], types: list[str], message: str) -> None:
@@ -62,8 +97,10 @@ def test_image_auroc_errors(scores: list[float], types: list[str], message: str)
 def test_roc_points_errors() -> None:
     with pytest.raises(ValueError, match="kind must be one of"):
         roc_points(SCORES, TYPES, "logical_anomalies")
-    with pytest.raises(ValueError, match="no structural_anomalies images"):
+    with pytest.raises(ValueError, match="no structural_anomalies test images"):
         roc_points(SCORES[:5], TYPES[:5], "structural")
+    with pytest.raises(ValueError, match="no good test images"):
+        roc_points([0.1, 0.2], [LOG, STRUC], "logical")
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -89,6 +126,31 @@ def test_write_read_round_trip(tmp_path: Path) -> None:
     assert sorted(p.name for p in path.parent.iterdir()) == ["000.tiff"]  # no temp file left behind
     write_anomaly_map(path, np.zeros((2, 2)))  # overwrite in place
     assert read_anomaly_map(path).shape == (2, 2)
+
+
+@pytest.mark.parametrize("suffix", [".tif", ".tiff", ".TIF", ".TIFF"])
+def test_index_accepts_every_tiff_suffix(tmp_path: Path, suffix: str) -> None:
+    write_anomaly_map(tmp_path / f"000{suffix}", np.ones((2, 3)))
+    (tmp_path / "._000.tiff").write_bytes(b"AppleDouble")  # hidden: never a map
+    (tmp_path / "001.png").write_bytes(b"not a map")
+    index = index_anomaly_maps(tmp_path)
+    assert index == {"000": tmp_path / f"000{suffix}"}
+    assert read_anomaly_map(index["000"]).shape == (2, 3)
+
+
+def test_index_refuses_two_maps_for_one_image(tmp_path: Path) -> None:
+    write_anomaly_map(tmp_path / "000.tif", np.ones((2, 3)))
+    write_anomaly_map(tmp_path / "000.tiff", np.ones((2, 3)))
+    with pytest.raises(DatasetError, match=r"ambiguous anomaly maps .*000\.tif and .*000\.tiff"):
+        index_anomaly_maps(tmp_path)
+
+
+def test_read_refuses_non_finite_maps(tmp_path: Path) -> None:
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "nan.tiff", np.array([[0.0, np.nan]], dtype=np.float32))
+    with pytest.raises(ValueError, match=r"nan\.tiff holds NaN or inf"):
+        read_anomaly_map(tmp_path / "nan.tiff")
 
 
 def test_read_errors_name_the_file(tmp_path: Path) -> None:

@@ -193,10 +193,10 @@ def test_map_normalisation_hand_computed(caplog: pytest.LogCaptureFixture) -> No
     with caplog.at_level(logging.WARNING):
         norm = MapNormalizer.fit(local, torch.full((1, 10, 10), 3.0))
     assert norm.local_a == pytest.approx(89.1) and norm.local_b == pytest.approx(98.505)
-    assert "global" in caplog.text and "unnormalised" in caplog.text
+    assert "global" in caplog.text and "only shifted" in caplog.text
     n_l, n_g = norm.normalize(torch.tensor([89.1, 98.505, 0.0]), torch.tensor([3.0, 5.0]))
     assert n_l.tolist() == pytest.approx([0.0, 0.1, 0.1 * -89.1 / 9.405], abs=1e-6)
-    assert n_g.tolist() == [3.0, 5.0]  # degenerate quantiles: left as is
+    assert n_g.tolist() == pytest.approx([0.0, 0.2])  # degenerate quantiles: range counts as 1, 0.1 (M - q_a)
     assert MapNormalizer.from_tensor(norm.to_tensor()) == norm
 
 

@@ -97,13 +97,27 @@ def _set_params(project: Path, change: Any) -> None:
 
 
 def test_param_changes_rerun_only_what_they_invalidate(project: Path) -> None:
+    settings = f"settings@{CATEGORY}"
     ran = ran_stages(dvc("exp", "run", "-S", "score.weights.lgst=0.5", cwd=project).stdout)
-    assert ran == [f"score@{CATEGORY}", "evaluate"]
+    assert ran == [settings, f"score@{CATEGORY}", "evaluate"]
     _set_params(project, lambda p: p["segment"]["train"].update({"epochs": 3}))
     ran = ran_stages(dvc("repro", cwd=project).stdout)
-    assert ran[0] == f"train_seg@{CATEGORY}" and set(ran) <= {f"train_seg@{CATEGORY}", f"score@{CATEGORY}", "evaluate"}
+    assert ran[:2] == [settings, f"train_seg@{CATEGORY}"]
+    assert set(ran) <= {settings, f"train_seg@{CATEGORY}", f"score@{CATEGORY}", "evaluate"}
     _set_params(project, lambda p: p["cluster"]["overrides"][CATEGORY].update({"bandwidth": 1.2}))
     ran = ran_stages(dvc("repro", cwd=project).stdout)
-    assert ran[0] == f"cluster@{CATEGORY}"
-    assert set(ran) <= {f"{s}@{CATEGORY}" for s in ("cluster", "filter", "train_seg", "score")} | {"evaluate"}
+    assert ran[:2] == [settings, f"cluster@{CATEGORY}"]
+    assert set(ran) <= {f"{s}@{CATEGORY}" for s in ("settings", "cluster", "filter", "train_seg", "score")} | {
+        "evaluate"
+    }
+    assert _changed_stages(project) == set()
+    # speed-only knobs (thread counts) rerun no training, no scoring: at most the cheap settings stage
+    for edit in (
+        lambda p: p["runtime"].update({"num_threads": 1}),
+        lambda p: p["segment"]["train"].update({"num_threads": 1}),
+        lambda p: p["lgst"].update({"num_threads": 1}),
+    ):
+        _set_params(project, edit)
+        assert _changed_stages(project) <= {settings}
+        assert set(ran_stages(dvc("repro", cwd=project).stdout)) <= {settings}
     assert _changed_stages(project) == set()

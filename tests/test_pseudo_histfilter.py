@@ -86,9 +86,10 @@ def test_min_cluster_size_is_decremented_while_all_noise() -> None:
 
 def test_all_noise_stops_at_two_and_falls_back_to_one_cluster() -> None:
     hists = np.tile([0.2, 0.3, 0.0], (40, 1))  # identical histograms: HDBSCAN calls everything noise
-    result = filter_histograms(hists)  # min_cluster_size 4, 3, 2, then the fallback
-    assert result.min_cluster_size == 2
-    assert len(result.warnings) == 1 and "[4, 3, 2]" in result.warnings[0] and "one cluster" in result.warnings[0]
+    result = filter_histograms(hists)  # min_cluster_size 4, 3, 2, then one cluster allowed at 4
+    assert result.min_cluster_size == 4
+    assert len(result.warnings) == 1 and "[4, 3, 2]" in result.warnings[0]
+    assert "one cluster allowed" in result.warnings[0] and "40 of 40 images" in result.warnings[0]
     assert result.hdbscan_labels.tolist() == [0] * 40 and result.largest_cluster == 0
     assert np.flatnonzero(result.labeled).tolist() == list(range(20))  # all tie: the first half by index
     assert result.kept_classes.tolist() == [0, 1]
@@ -133,3 +134,22 @@ def test_prune_over_keeps_classes_absent_from_the_largest_cluster() -> None:
     assert every.kept_classes.tolist() == [0, 1]
     with pytest.raises(ValueError, match="prune_over"):
         filter_histograms(hists, prune_over="some")
+
+
+def test_faulty_map_among_identical_ones_is_noise_and_its_spurious_class_is_pruned() -> None:
+    # 21 identical class histograms and one faulty map with a spurious 3 % class. Plain HDBSCAN calls all 22 noise
+    # (it cannot return the root cluster); the old fallback then put the faulty map in the one cluster and the
+    # spurious class survived pruning. With one cluster allowed the faulty map is noise and the class is dropped.
+    hists = np.vstack([np.tile([0.5, 0.2, 0.0], (21, 1)), [[0.47, 0.2, 0.03]]])
+    result = filter_histograms(hists, min_cluster_fraction=0.1)
+    assert result.hdbscan_labels.tolist() == [0] * 21 + [-1]
+    assert not result.labeled[21]
+    assert result.kept_classes.tolist() == [0, 1]
+    assert "one cluster allowed" in result.warnings[0]
+
+
+def test_equally_distant_maps_form_one_cluster_with_a_warning() -> None:
+    hists = np.eye(3)  # three maps, each a different single class: no map is an outlier of the others
+    result = filter_histograms(hists, min_cluster_fraction=0.1)
+    assert result.hdbscan_labels.tolist() == [0, 0, 0]
+    assert "3 of 3 images form it" in result.warnings[0]

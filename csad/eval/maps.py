@@ -1,7 +1,8 @@
 """Reading and writing float32 anomaly maps as ``.tiff`` in the official MVTec LOCO AD layout.
 
 The official evaluator expects ``<maps_root>/<category>/test/<type>/<image_stem>.tiff``, one real-valued map per
-test image, with the original image size.
+test image, with the original image size. Like it, the reader accepts the suffixes ``.tif``, ``.tiff``, ``.TIF``
+and ``.TIFF`` (any case, :func:`index_anomaly_maps`); we write ``.tiff``.
 
 Example:
     >>> import tempfile
@@ -23,10 +24,23 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-__all__ = ["MAP_TYPES", "anomaly_map_path", "read_anomaly_map", "write_anomaly_map"]
+from csad.data.loco import DatasetError
+from csad.io import list_dir
+
+__all__ = [
+    "MAP_SUFFIXES",
+    "MAP_TYPES",
+    "anomaly_map_path",
+    "index_anomaly_maps",
+    "read_anomaly_map",
+    "write_anomaly_map",
+]
 
 MAP_TYPES: tuple[str, ...] = ("good", "logical_anomalies", "structural_anomalies")
 """Test sub-folders that hold anomaly maps."""
+
+MAP_SUFFIXES: tuple[str, ...] = (".tiff", ".tif")
+"""Suffixes of anomaly-map files, compared case-insensitively (``.TIF`` and ``.TIFF`` too), as the official reader."""
 
 
 def anomaly_map_path(maps_root: str | Path, category: str, image_type: str, image_stem: str) -> Path:
@@ -47,6 +61,25 @@ def anomaly_map_path(maps_root: str | Path, category: str, image_type: str, imag
         if not value or "/" in value or "\\" in value or value in {".", ".."}:
             raise ValueError(f"{name} must be a plain file name, got {value!r}")
     return Path(maps_root) / category / "test" / image_type / f"{image_stem}.tiff"
+
+
+def index_anomaly_maps(folder: str | Path) -> dict[str, Path]:
+    """Returns ``{image stem: map file}`` of the anomaly maps in ``folder`` (one ``<maps>/<category>/test/<type>``).
+
+    A map is a file whose suffix is ``.tif`` or ``.tiff`` in any case; hidden and system files (``.DS_Store``,
+    ``._000.tiff``) are skipped. A missing folder gives an empty index.
+
+    Raises:
+        DatasetError: two files hold the map of one image (e.g. ``000.tif`` and ``000.tiff``); both are named.
+    """
+    index: dict[str, Path] = {}
+    for path in list_dir(folder, kind="file", suffixes=MAP_SUFFIXES):
+        other = index.setdefault(path.stem, path)
+        if other != path:
+            raise DatasetError(
+                f"ambiguous anomaly maps {other} and {path} for image {path.stem}: keep exactly one map per image"
+            )
+    return index
 
 
 def write_anomaly_map(path: str | Path, anomaly_map: np.ndarray) -> None:
@@ -81,9 +114,16 @@ def write_anomaly_map(path: str | Path, anomaly_map: np.ndarray) -> None:
 def read_anomaly_map(path: str | Path) -> np.ndarray:
     """Returns the 2-D float32 anomaly map stored at ``path``.
 
+    Args:
+        path: A ``.tif`` / ``.tiff`` file (any suffix case).
+
+    Returns:
+        (H, W) float32 array of finite values.
+
     Raises:
         FileNotFoundError: If the file does not exist (the message names it).
-        ValueError: If it cannot be read as TIFF or is not a single 2-D real-valued image (the message names it).
+        ValueError: If it cannot be read as TIFF, is not a single 2-D real-valued image, or holds NaN/inf values
+            (the message names it).
     """
     path = Path(path)
     if not path.is_file():
@@ -97,4 +137,7 @@ def read_anomaly_map(path: str | Path) -> np.ndarray:
         raise ValueError(f"anomaly map {path} must be a single 2-D image, got shape {shape}")
     if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
         raise ValueError(f"anomaly map {path} has non-real dtype {arr.dtype}")
-    return arr.astype(np.float32, copy=False)
+    arr = arr.astype(np.float32, copy=False)
+    if not np.isfinite(arr).all():
+        raise ValueError(f"anomaly map {path} holds NaN or inf values: write finite scores")
+    return arr

@@ -41,10 +41,11 @@ from tqdm import tqdm
 
 from csad.data.loco import read_image
 from csad.errors import CheckpointError, CsadError
-from csad.io import atomic_path
-from csad.models.backbone import resolve_device
+from csad.io import atomic_path, list_dir
 from csad.models.lgst import BackboneSpec, LgstModel, build_lgst_model
+from csad.normalize import safe_spread, safe_spread_tensor
 from csad.params import build_with_kwargs
+from csad.runtime import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +187,8 @@ def color_jitter(x: torch.Tensor, strength: float, generator: torch.Generator) -
 
 
 class PenaltyImages:
-    """The penalty images of ``penalty_dir`` (searched recursively, sorted), drawn one at a time.
+    """The penalty images of ``penalty_dir`` (searched recursively, sorted, hidden and system files skipped),
+    drawn one at a time and decoded by :func:`csad.data.loco.read_image` (which refuses what it cannot decode).
 
     Each draw is transformed like EfficientAD's ImageNet images: the short side resized to ``2 * image_size``,
     grayscale (3 channels) with probability 0.3, centre crop ``image_size``.
@@ -204,7 +206,8 @@ class PenaltyImages:
                 f"{param}: penalty image folder {self.folder} not found; point it to a folder of natural images "
                 "(the paper uses Tiny-ImageNet train) or set it to null to train without the penalty"
             )
-        self.paths = sorted(p for p in self.folder.rglob("*") if p.suffix.lower() in PENALTY_SUFFIXES and p.is_file())
+        # hidden/system entries (.DS_Store, ._x.jpg, .ipynb_checkpoints/, __MACOSX/) are never penalty images
+        self.paths = list_dir(self.folder, kind="file", suffixes=PENALTY_SUFFIXES, recursive=True)
         if not self.paths:
             raise PenaltyDataError(
                 f"{param}: penalty image folder {self.folder} holds no image ({', '.join(PENALTY_SUFFIXES)}); "
@@ -390,7 +393,7 @@ def train_lgst(
         targets = _teacher_targets(model, x01, config.feature_batch_size)
         mean, std = teacher_statistics(targets)
         model.teacher_mean.copy_(mean.view(1, -1, 1, 1))
-        model.teacher_std.copy_(std.view(1, -1, 1, 1))
+        model.teacher_std.copy_(safe_spread_tensor(std).view(1, -1, 1, 1))  # a constant channel is only shifted
         targets.sub_(model.teacher_mean).div_(model.teacher_std)
         x01 = x01.to(device)
         log.info(
@@ -491,14 +494,15 @@ def compute_maps(
 
 
 def _normalize_map(m: torch.Tensor, qa: float, qb: float) -> torch.Tensor:
-    return 0.1 * (m - qa) / (qb - qa) if qb - qa > 1e-6 else m
+    return 0.1 * (m - qa) / safe_spread(qb - qa)
 
 
 @dataclass
 class MapNormalizer:
     """Quantile normalisation of the local and global maps: ``0.1 (M - q_a) / (q_b - q_a)`` per map type, with
     q_a, q_b the ``qa`` / ``qb`` quantiles of the validation maps (so q_a -> 0, q_b -> 0.1). A map type with
-    ``q_b - q_a <= 1e-6`` stays unnormalised (a warning says so)."""
+    ``q_b - q_a <= 1e-3`` is only shifted (the range counts as 1, :func:`csad.normalize.safe_spread`; a warning
+    says so)."""
 
     local_a: float
     local_b: float
@@ -509,10 +513,10 @@ class MapNormalizer:
 
     def __post_init__(self) -> None:
         for name, a, b in (("local", self.local_a, self.local_b), ("global", self.global_a, self.global_b)):
-            if b - a <= 1e-6:
+            if safe_spread(b - a) != b - a:
                 log.warning(
-                    "LGST %s map quantiles q%.3g=%.4g and q%.3g=%.4g are (nearly) equal; the %s map is left "
-                    "unnormalised (validation maps are constant?)",
+                    "LGST %s map quantiles q%.3g=%.4g and q%.3g=%.4g are (nearly) equal; the %s map is only "
+                    "shifted, not scaled (validation maps are constant?)",
                     name,
                     self.qa,
                     a,

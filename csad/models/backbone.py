@@ -369,10 +369,3 @@ def _check_strides(strides: Sequence[int]) -> None:
     bad = [s for s in strides if s not in STRIDES]
     if bad:
         raise ValueError(f"unknown feature stride(s) {list(bad)}; choose from {', '.join(map(str, STRIDES))}")
-
-
-def resolve_device(name: str) -> torch.device:
-    """Return the torch device of ``name`` (``auto``: cuda when available, else cpu)."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from csad.models.backbone import FeatureExtractor, build_backbone, feature_channels
+from csad.models.ops import resize_bilinear
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +125,7 @@ class LocalStudent(nn.Module):
         """Return ``(S_st, S_ae)``, each ``(B, out_channels, feat_size, feat_size)``."""
         h = self.trunk(x)
         if h.shape[-2:] != (self.feat_size, self.feat_size):
-            h = F.interpolate(h, size=(self.feat_size, self.feat_size), mode="bilinear", align_corners=False)
+            h = resize_bilinear(h, (self.feat_size, self.feat_size))
         return self.conv_st(h), self.conv_ae(h)
 
 
@@ -180,9 +181,9 @@ class AutoEncoder(nn.Module):
         """Return the reconstruction ``(B, out_channels, out_size, out_size)`` of the image batch ``x``."""
         h = self.encoder(x)
         for size, conv in zip(self.sizes, self.decoder_convs, strict=True):
-            h = F.interpolate(h, size=(size, size), mode="bilinear", align_corners=False)
+            h = resize_bilinear(h, (size, size))
             h = self.dropout(F.relu(conv(h)))
-        h = F.interpolate(h, size=(self.out_size, self.out_size), mode="bilinear", align_corners=False)
+        h = resize_bilinear(h, (self.out_size, self.out_size))
         return self.head(h)
 
 

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from csad.models.backbone import FeatureExtractor, build_backbone, feature_channels
+from csad.models.ops import resize_bilinear
 
 #: Encoder strides the segmenter reads: low-level (stride 4) and high-level (stride 16) features.
 SEGMENTER_STRIDES: tuple[int, int] = (4, 16)
@@ -83,7 +84,7 @@ class ASPP(nn.Module):
         """Return the (B, (len(rates) + 2) * out_channels, H, W) concatenated branch outputs."""
         outs = [stage(x) for stage in self.stages]
         pooled = self.pool(F.adaptive_avg_pool2d(x, 1))
-        outs.append(F.interpolate(pooled, size=x.shape[-2:], mode="bilinear", align_corners=False))
+        outs.append(resize_bilinear(pooled, x.shape[-2:]))
         return torch.cat(outs, dim=1)
 
 
@@ -122,11 +123,11 @@ class DeepLabV3PlusDecoder(nn.Module):
         """Return (B, num_classes, *size) logits from stride-4 features ``low`` and stride-16 features ``high``."""
         high_size = (max(1, size[0] // 16), max(1, size[1] // 16))
         if tuple(high.shape[-2:]) != high_size:
-            high = F.interpolate(high, size=high_size, mode="bilinear", align_corners=False)
+            high = resize_bilinear(high, high_size)
         h = self.fc1(self.aspp(high))
-        h = F.interpolate(h, size=low.shape[-2:], mode="bilinear", align_corners=False)
+        h = resize_bilinear(h, low.shape[-2:])
         out = self.fc2(torch.cat([h, self.reduce(low)], dim=1))
-        return F.interpolate(out, size=tuple(size), mode="bilinear", align_corners=False)
+        return resize_bilinear(out, tuple(size))
 
 
 class ComponentSegmenter(nn.Module):

@@ -11,7 +11,9 @@ that produced the published numbers; the ``hdbscan`` package agrees on clean dat
 and its extras (approximate_predict, the condensed tree) are not needed here since we only read ``labels_``.
 
 Fixes over the released code: the min_cluster_size decrement stops at 2 (sklearn's minimum) and, if every image is
-still noise, all images form one cluster with a warning instead of crashing; fewer than 2 images (or no class
+still noise, HDBSCAN runs once more with one cluster allowed, so the maps that agree form the cluster and the
+outliers stay noise (only if even that finds no cluster do all images form one, with a warning) instead of
+crashing; fewer than 2 images (or no class
 columns) are all labelled with a warning; every ranking is stable (ties by image index).
 
 >>> import numpy as np
@@ -20,7 +22,7 @@ columns) are all labelled with a warning; every ranking is stable (ties by image
 >>> result.warnings[0].startswith("HDBSCAN found only noise")
 True
 >>> result.labeled.tolist(), result.kept_classes.tolist()
-([True, True, False, False], [0, 1])
+([True, False, False, False], [0, 1])
 >>> remap_labels(np.array([[0, 1, 2, 3]]), result.kept_classes).tolist()
 [[0, 1, 2, 0]]
 """
@@ -162,8 +164,15 @@ def filter_histograms(
 
 
 def _hdbscan_with_fallback(hists: np.ndarray, start_size: int, warnings: list[str]) -> tuple[np.ndarray, int]:
-    """Return (HDBSCAN labels, min_cluster_size used), decrementing the size down to 2 while everything is noise
-    and falling back to one all-image cluster (appending to ``warnings``) if it is noise even at 2."""
+    """Return (HDBSCAN labels, min_cluster_size used), appending to ``warnings`` on each fallback.
+
+    1. As released: HDBSCAN with ``min_cluster_size`` from ``start_size`` down to 2 while every image is noise.
+    2. Still all noise: HDBSCAN with ``allow_single_cluster=True`` at ``start_size``. Its default off cannot return
+       the root of the cluster tree, so when most maps agree (e.g. 21 identical histograms) every image is noise,
+       faulty maps included; allowing one cluster keeps the agreeing maps and leaves the outliers as noise, which
+       is what the filter exists for (their spurious classes are then pruned).
+    3. Still all noise (all maps equally far apart): every image in one cluster.
+    """
     tried: list[int] = []
     for size in range(start_size, 1, -1):
         tried.append(size)
@@ -172,9 +181,18 @@ def _hdbscan_with_fallback(hists: np.ndarray, start_size: int, warnings: list[st
             if len(tried) > 1:
                 warnings.append(f"HDBSCAN found only noise with min_cluster_size {tried[:-1]}; used {size}")
             return labels, size
+    labels = HDBSCAN(min_cluster_size=start_size, allow_single_cluster=True, copy=True).fit(hists).labels_
+    labels = labels.astype(np.int64)
+    if np.any(labels >= 0):
+        warnings.append(
+            f"HDBSCAN found only noise with every min_cluster_size {tried}; with one cluster allowed "
+            f"(min_cluster_size {start_size}) {int(np.sum(labels >= 0))} of {hists.shape[0]} images form it and "
+            f"{int(np.sum(labels < 0))} are left out as noise"
+        )
+        return labels, start_size
     warnings.append(
-        f"HDBSCAN found only noise with every min_cluster_size {tried}: all {hists.shape[0]} images treated as "
-        "one cluster"
+        f"HDBSCAN found only noise with every min_cluster_size {tried}, even with one cluster allowed: all "
+        f"{hists.shape[0]} images treated as one cluster"
     )
     return np.zeros(hists.shape[0], dtype=np.int64), tried[-1]
 

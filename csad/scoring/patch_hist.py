@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from csad.normalize import safe_spread
+
 log = logging.getLogger(__name__)
 
 Grid = tuple[int, int]
@@ -124,7 +126,9 @@ def mahalanobis(x: np.ndarray, mean: np.ndarray, inv_cov: np.ndarray) -> np.ndar
 
 class TrimmedNormalizer:
     """Trimmed z-normalisation: mean and population std of the validation scores strictly between their
-    ``lower``/``upper`` quantiles (np.quantile, linear); transform returns (s - mean) / std (no division if std 0).
+    ``lower``/``upper`` quantiles (np.quantile, linear); transform returns (s - mean) / std, where a std at or
+    below 1e-3 counts as 1 (:func:`csad.normalize.safe_spread`, as the released code does): validation scores
+    [0.1, 0.1, 0.1] have a rounding-error std of 1e-17 that would turn a test score 1e-6 higher into 1e11.
 
     If no score lies strictly between the quantiles (e.g. ties or fewer than 3 scores; the released code then
     returns NaN), the scores in the closed interval are used, and if there are none either, all scores.
@@ -154,9 +158,8 @@ class TrimmedNormalizer:
         return self
 
     def transform(self, scores: np.ndarray) -> np.ndarray:
-        """Return (scores - mean) / std as float64 (only the shift when std == 0)."""
-        shifted = np.asarray(scores, dtype=np.float64) - self.mean
-        return shifted if self.std == 0.0 else shifted / self.std
+        """Return (scores - mean) / std as float64 (only the shift when std <= 1e-3, see the class docstring)."""
+        return (np.asarray(scores, dtype=np.float64) - self.mean) / safe_spread(self.std)
 
 
 class PatchHistogramScorer:

@@ -18,11 +18,11 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from csad.data.loco import ImageRecord, LocoCategory, read_image
+from csad.data.loco import ANOMALY_TYPES, ImageRecord, LocoCategory, read_image
 from csad.eval.auroc import image_auroc
 from csad.eval.evaluate import evaluate_maps
 from csad.eval.maps import anomaly_map_path, write_anomaly_map
-from csad.io import atomic_dir
+from csad.io import REASON_SUFFIX, atomic_dir, round_metrics, set_undefined
 from csad.lgst.train import lgst_scores, load_lgst, upsample_map
 from csad.models.segmenter import predict_labels
 from csad.pseudo.store import write_map
@@ -54,6 +54,40 @@ def fuse_scores(
         fused += float(weights.get(name, 1.0)) * norm
     out["fused"] = fused
     return out
+
+
+def category_metrics(table: pd.DataFrame, official: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the test metrics of one category for ``metrics/<category>.json``, rounded to 4 digits.
+
+    Args:
+        table: The scores table (columns ``split``, ``type``, ``fused`` and ``<branch>_norm``); only its test rows
+            are used, and any subset of test image types (none included) is accepted.
+        official: The result of :func:`csad.eval.evaluate.evaluate_maps` on the written maps.
+
+    Returns:
+        ``image_auroc.{fused,patch_hist,lgst}.{logical,structural,mean}`` (image AUROC of each score),
+        ``au_spro.<type>.<limit>``, ``au_spro_0.05.<type>`` and ``map_max_auroc.<type>`` with type in
+        ``logical_anomalies``, ``structural_anomalies``, ``mean``. Values in [0, 1]; an undefined value is
+        ``None`` with a ``"<key>_reason"`` string beside it (never NaN, so the file is strict JSON).
+    """
+    test = table[table["split"] == "test"]
+    types = test["type"].tolist()
+    metrics: dict[str, Any] = {"image_auroc": {}}
+    for name in ("fused", *(f"{b}_norm" for b in BRANCHES)):
+        auc = image_auroc(test[name].to_numpy(dtype=np.float64), types)
+        metrics["image_auroc"][name.removesuffix("_norm")] = round_metrics(auc)
+    spro = official["localization"]["auc_spro"]
+    metrics["au_spro"] = round_metrics(dict(spro))
+    at_005: dict[str, Any] = {}
+    for type_ in (*ANOMALY_TYPES, "mean"):
+        curve = spro.get(type_)
+        if curve is None:
+            set_undefined(at_005, type_, spro.get(type_ + REASON_SUFFIX) or f"no AU-sPRO for {type_}")
+        else:
+            at_005[type_] = round(float(curve["0.05"]), 4)
+    metrics["au_spro_0.05"] = at_005
+    metrics["map_max_auroc"] = round_metrics(dict(official["classification"]["auc_roc"]))
+    return metrics
 
 
 def score_category(
@@ -105,15 +139,8 @@ def score_category(
         table.to_parquet(tmp / "scores.parquet", index=False)
         seconds = time.perf_counter() - start
         test = table[table["split"] == "test"]
-        metrics: dict[str, Any] = {"image_auroc": {}}
-        for name in ("fused", *(f"{b}_norm" for b in BRANCHES)):
-            auc = image_auroc(test[name].to_numpy(), test["type"].tolist())
-            metrics["image_auroc"][name.removesuffix("_norm")] = {k: round(float(v), 4) for k, v in auc.items()}
         official = evaluate_maps(category.root.parent, category.name, tmp / "maps", progress=False)
-        spro = official["localization"]["auc_spro"]
-        metrics["au_spro"] = {t: {k: round(v, 4) for k, v in spro[t].items()} for t in spro}
-        metrics["au_spro_0.05"] = {t: round(spro[t]["0.05"], 4) for t in spro}
-        metrics["map_max_auroc"] = {k: round(float(v), 4) for k, v in official["classification"]["auc_roc"].items()}
+        metrics = category_metrics(table, official)
         metrics["images"] = {"validation": int(is_val.sum()), "test": len(test)}
         metrics["seconds"] = round(seconds, 2)
         metrics["seconds_per_image"] = round(seconds / max(1, len(table)), 4)

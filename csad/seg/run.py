@@ -17,9 +17,10 @@ import numpy as np
 import pandas as pd
 
 from csad.data.loco import LocoCategory, read_image
-from csad.errors import CsadError, ParamsError
+from csad.errors import CsadError
 from csad.io import load_checkpoint, numpy_to_tensors, read_json, read_label_png, save_checkpoint, tensors_to_numpy
 from csad.models.segmenter import ComponentSegmenter, predict_labels
+from csad.params import build_with_kwargs
 from csad.pseudo.report import component_gt_dir
 from csad.pseudo.score import hungarian_miou
 from csad.pseudo.store import read_map, read_mask
@@ -35,10 +36,7 @@ def segment_config(cfg: Mapping[str, Any], device: str) -> tuple[SegTrainConfig,
     Raises:
         ParamsError: an unknown or mistyped key under ``segment.train``.
     """
-    try:
-        train = SegTrainConfig.from_dict({**cfg["train"], "device": device})
-    except (TypeError, ValueError) as err:
-        raise ParamsError(f"params.yaml: segment.train: {err}") from err
+    train = build_with_kwargs(SegTrainConfig, {**cfg["train"], "device": device}, "segment.train")
     backbone = BackboneSpec(cfg["backbone"]["name"], cfg["backbone"]["weights"], "segment.backbone.weights")
     return train, backbone
 

@@ -32,8 +32,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from csad.models.backbone import resolve_device
 from csad.models.segmenter import RELEASED_BN_MOMENTUM, ComponentSegmenter, to_input
+from csad.runtime import resolve_device
 from csad.seg import losses
 from csad.seg.data import AugmentConfig, SegmentationData, augment_labeled, prepare_data
 from csad.seg.lsa import LSAConfig

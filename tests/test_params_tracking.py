@@ -1,0 +1,132 @@
+"""DVC tracks exactly the params each stage reads (its own category's, no speed-only knob), and every numeric
+param survives DVC's `-S` round trip with its type."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from csad.errors import ParamsError
+from csad.params import load_params
+from csad.seg.run import segment_config
+from csad.settings import SPEED_ONLY, tracked_settings
+from tests.helpers import REPO_ROOT, dvc, make_project, ran_stages, tiny_params
+
+
+def _leaves(tree: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            yield from _leaves(value, f"{prefix}{key}.")
+    else:
+        yield prefix[:-1], tree
+
+
+def _get(tree: dict[str, Any], dotted: str) -> Any:
+    for key in dotted.split("."):
+        tree = tree[key]
+    return tree
+
+
+@pytest.mark.parametrize("name", ["params.yaml", "params/paper.yaml"])
+def test_every_numeric_param_survives_a_set_param_round_trip(tmp_path: Path, name: str) -> None:
+    from dvc.utils.hydra import apply_overrides  # what `dvc exp run -S key=value` calls
+
+    path = tmp_path / "params.yaml"
+    shutil.copy(REPO_ROOT / name, path)
+    leaves = dict(_leaves(yaml.safe_load(path.read_text())))
+    floats = [k for k, v in leaves.items() if isinstance(v, float)]
+    ints = [k for k, v in leaves.items() if isinstance(v, int) and not isinstance(v, bool)]
+    assert any(".overrides." in k for k in floats + ints) or name == "params.yaml"
+    apply_overrides(path, [f"{k}=0.00001" for k in floats] + [f"{k}=7" for k in ints])
+    assert "1e-05" in path.read_text()  # written in the YAML 1.2 form a YAML 1.1 reader takes for a string
+    tree = load_params(path)  # the schema check passes: every value kept its type
+    for key in floats:
+        assert type(_get(tree, key)) is float and _get(tree, key) == 1e-05, key
+    for key in ints:
+        assert type(_get(tree, key)) is int and _get(tree, key) == 7, key
+
+
+def test_a_number_given_as_a_string_is_one_line_naming_the_key() -> None:
+    cfg = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())["segment"]
+    cfg["train"]["lr"] = "1e-05"
+    with pytest.raises(ParamsError, match=r"segment\.train\.lr must be a number \(float\), got '1e-05'"):
+        segment_config(cfg, "cpu")
+    cfg["train"]["lr"] = 0.01
+    cfg["train"]["loss_weights"]["dice"] = "ten"
+    with pytest.raises(ParamsError, match=r"segment\.train\.loss_weights\.dice must be a number"):
+        segment_config(cfg, "cpu")
+
+
+def test_tracked_settings_leave_out_other_categories_speed_knobs_and_unused_backends() -> None:
+    params = load_params(REPO_ROOT / "params.yaml")
+    base = tracked_settings(params, "ground", "breakfast_box")
+    params["ground"]["overrides"]["pushpins"]["classical"]["merge_threshold"] = 99.0
+    params["ground"]["grounded_sam"]["box_threshold"] = 0.99  # backend classical: not read
+    for dotted in SPEED_ONLY:
+        head, *rest = dotted.split(".")
+        parent = _get(params, ".".join([head, *rest[:-1]]))
+        parent[rest[-1]] = 3
+    assert tracked_settings(params, "ground", "breakfast_box") == base
+    assert tracked_settings(params, "ground", "pushpins")["ground"]["classical"]["merge_threshold"] == 99.0
+    assert "grounded_sam" not in base["ground"] and "runtime" not in base  # the classical backend runs no network
+    lgst = tracked_settings(params, "train_lgst", "pushpins")
+    assert "num_threads" not in lgst["lgst"] and lgst["runtime"] == {"device": "auto", "deterministic": True}
+
+
+@pytest.mark.integration
+def test_dvc_reruns_exactly_the_stages_whose_values_changed(tmp_path: Path) -> None:
+    params = tiny_params(["breakfast_box", "pushpins"])
+    project = make_project(tmp_path / "proj", params)
+    targets = ["ground@breakfast_box", "ground@pushpins"]
+    dvc("repro", *targets, cwd=project)
+
+    def change(edit: Any) -> tuple[set[str], list[str]]:
+        tree = yaml.safe_load((project / "params.yaml").read_text())
+        edit(tree)
+        (project / "params.yaml").write_text(yaml.safe_dump(tree, sort_keys=False))
+        status = set(json.loads(dvc("status", "--json", "--with-deps", *targets, cwd=project).stdout or "{}"))
+        return status, ran_stages(dvc("repro", *targets, cwd=project).stdout)
+
+    # one category's override: both settings stages rerun (cheap), only that category's ground does
+    status, ran = change(lambda p: p["ground"]["overrides"]["pushpins"]["classical"].update(merge_threshold=8.0))
+    assert status == {"settings@breakfast_box", "settings@pushpins"}, status
+    assert ran == ["settings@breakfast_box", "settings@pushpins", "ground@pushpins"], ran
+    # speed-only knobs: nothing changed at all
+    status, ran = change(lambda p: p["runtime"].update(num_threads=1))
+    assert status == set() and ran == [], (status, ran)
+    # a backend that does not run, and a speed knob inside a section: settings only, no ground
+    status, ran = change(lambda p: p["ground"]["grounded_sam"].update(box_threshold=0.5))
+    assert ran == ["settings@breakfast_box", "settings@pushpins"], ran
+    status, ran = change(lambda p: p["lgst"].update(num_threads=1))
+    assert ran == ["settings@breakfast_box", "settings@pushpins"], ran
+    assert json.loads(dvc("status", "--json", cwd=project).stdout or "{}").keys() <= {
+        f"{s}@{c}"
+        for s in ("propose", "refine", "features", "cluster", "filter", "train_seg", "train_lgst", "score")
+        for c in ("breakfast_box", "pushpins")
+    } | {"evaluate"}  # never run here, so still "changed"; no stage that ran is stale
+
+
+def test_a_stage_run_by_hand_after_a_params_edit_refuses_to_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from csad.io import write_json
+    from csad.stage import load_stage, settings_path
+
+    monkeypatch.chdir(tmp_path)
+    params = tiny_params(["pushpins"])
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    with pytest.raises(
+        ParamsError, match=r"data/settings/pushpins/cluster\.json is missing: run `dvc repro settings@pushpins`"
+    ):
+        load_stage(["--category", "pushpins"], None, "cluster")
+    write_json(settings_path("pushpins", "cluster"), tracked_settings(params, "cluster", "pushpins"))
+    params["cluster"]["bandwidth"] = 3.0
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    with pytest.raises(ParamsError, match=r"cluster\.json does not match params\.yaml"):
+        load_stage(["--category", "pushpins"], None, "cluster")

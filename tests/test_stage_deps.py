@@ -1,0 +1,82 @@
+"""Every DVC stage depends on the code it runs: its script and the script's whole import closure inside csad/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.stage_imports import REPO_ROOT, import_closure, stage_code
+
+
+def _dvc_stages() -> dict:
+    return yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"]
+
+
+def _categories() -> list[str]:
+    return yaml.safe_load((REPO_ROOT / "params.yaml").read_text())["categories"]
+
+
+def _listed_code(deps: list[str], item: str | None) -> set[str]:
+    """Return the code files (stages/, csad/) a dvc.yaml deps list covers, directories expanded."""
+    out: set[str] = set()
+    for dep in deps:
+        path = dep.replace("${item}", item or "")
+        if not path.startswith(("stages/", "csad/", "csad")):
+            continue
+        full = REPO_ROOT / path
+        if full.is_dir():
+            out |= {p.relative_to(REPO_ROOT).as_posix() for p in full.rglob("*.py")}
+        else:
+            out.add(path)
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(_dvc_stages()))
+def test_stage_deps_are_its_import_closure(name: str) -> None:
+    stage = _dvc_stages()[name]
+    body = stage.get("do", stage)
+    for item in _categories() if "foreach" in stage else [None]:
+        listed = _listed_code(body.get("deps", []), item)
+        needed = stage_code(name, item)
+        missing, extra = sorted(needed - listed), sorted(listed - needed)
+        fix = "run `python -m tests.stage_imports --fix`"
+        assert not missing, f"dvc.yaml stage {name}: imports but does not depend on {missing}; {fix}"
+        assert not extra, f"dvc.yaml stage {name}: depends on {extra} that it does not import; {fix}"
+
+
+def test_closure_follows_function_level_relative_and_package_imports(tmp_path: Path) -> None:
+    pkg = tmp_path / "csad"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "sub" / "__init__.py").write_text("")
+    (pkg / "sub" / "a.py").write_text("from . import b\n\ndef f():\n    from csad.sub.c import g\n")
+    (pkg / "sub" / "b.py").write_text("import os\n")
+    (pkg / "sub" / "c.py").write_text("from ..d import x\n")
+    (pkg / "d.py").write_text("x = 1\n")
+    (pkg / "unused.py").write_text("")
+    script = tmp_path / "stage.py"
+    script.write_text("import csad.sub.a\n")
+    found = {p.as_posix() for p in import_closure(script, tmp_path)}
+    assert found == {
+        "csad/__init__.py",
+        "csad/sub/__init__.py",
+        "csad/sub/a.py",
+        "csad/sub/b.py",
+        "csad/sub/c.py",
+        "csad/d.py",
+    }
+
+
+def test_score_depends_on_the_inference_code_it_imports() -> None:
+    # the case that made results stale: score imported LGST and segmenter inference code without listing it
+    needed = stage_code("score", "pushpins")
+    for path in (
+        "csad/lgst/train.py",
+        "csad/models/segmenter.py",
+        "csad/models/lgst.py",
+        "csad/seg/run.py",
+        "csad/data/loco.py",
+    ):
+        assert path in needed
