@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from csad.data.loco import LocoCategory, read_image
 from csad.eval.auroc import image_auroc
-from csad.io import read_json, write_json
+from csad.io import is_defined, read_json, round_metrics, write_json
 from csad.lgst.train import prepare_images
 from csad.models.backbone import FeatureExtractor, build_backbone
 from csad.params import load_params
@@ -42,13 +42,13 @@ def patch_features(backbone: FeatureExtractor, images: list[np.ndarray], size: i
 
 
 def probe_category(category: LocoCategory, backbone: FeatureExtractor, size: int) -> dict[str, float]:
-    """Return the probe's test image AUROC (logical, structural, mean) on one category."""
+    """Return the probe's test image AUROC (logical, structural, mean; null + reason if undefined) on one category."""
     train = patch_features(backbone, [read_image(r.path) for r in category.split("train")], size)
     bank = train.permute(0, 2, 3, 1).reshape(-1, train.shape[1])
     tests = category.split("test")
     test = patch_features(backbone, [read_image(r.path) for r in tests], size)
     scores = [float(torch.cdist(f.permute(1, 2, 0).reshape(-1, f.shape[0]), bank).amin(dim=1).max()) for f in test]
-    return {k: round(float(v), 4) for k, v in image_auroc(scores, [r.type for r in tests]).items()}
+    return round_metrics(image_auroc(scores, [r.type for r in tests]))
 
 
 def main() -> None:
@@ -72,7 +72,7 @@ def main() -> None:
         per_category[name] = probe_category(LocoCategory.open(params["dataset"]["root"], name), backbone, args.size)
         print(args.backbone, weights, args.size, name, per_category[name], flush=True)
     kinds = ("logical", "structural", "mean")
-    mean = {k: round(float(np.mean([c[k] for c in per_category.values()])), 4) for k in kinds}
+    mean = {k: round(float(np.mean([c[k] for c in per_category.values() if is_defined(c[k])])), 4) for k in kinds}
     print("MEAN", mean)
     out = Path(args.out)
     results = read_json(out) if out.is_file() else {}

@@ -79,6 +79,9 @@ def test_tracked_settings_leave_out_other_categories_speed_knobs_and_unused_back
     assert "num_threads" not in lgst["lgst"] and lgst["runtime"] == {"device": "auto", "deterministic": True}
 
 
+SETTINGS = ["settings@breakfast_box", "settings@pushpins"]
+
+
 @pytest.mark.integration
 def test_dvc_reruns_exactly_the_stages_whose_values_changed(tmp_path: Path) -> None:
     params = tiny_params(["breakfast_box", "pushpins"])
@@ -95,16 +98,17 @@ def test_dvc_reruns_exactly_the_stages_whose_values_changed(tmp_path: Path) -> N
 
     # one category's override: both settings stages rerun (cheap), only that category's ground does
     status, ran = change(lambda p: p["ground"]["overrides"]["pushpins"]["classical"].update(merge_threshold=8.0))
-    assert status == {"settings@breakfast_box", "settings@pushpins"}, status
-    assert ran == ["settings@breakfast_box", "settings@pushpins", "ground@pushpins"], ran
+    assert status == set(SETTINGS), status
+    assert sorted(ran) == sorted([*SETTINGS, "ground@pushpins"]), ran  # DVC may order independent stages either way
+    assert ran.index("settings@pushpins") < ran.index("ground@pushpins"), ran
     # speed-only knobs: nothing changed at all
     status, ran = change(lambda p: p["runtime"].update(num_threads=1))
     assert status == set() and ran == [], (status, ran)
     # a backend that does not run, and a speed knob inside a section: settings only, no ground
     status, ran = change(lambda p: p["ground"]["grounded_sam"].update(box_threshold=0.5))
-    assert ran == ["settings@breakfast_box", "settings@pushpins"], ran
+    assert sorted(ran) == SETTINGS, ran
     status, ran = change(lambda p: p["lgst"].update(num_threads=1))
-    assert ran == ["settings@breakfast_box", "settings@pushpins"], ran
+    assert sorted(ran) == SETTINGS, ran
     assert json.loads(dvc("status", "--json", cwd=project).stdout or "{}").keys() <= {
         f"{s}@{c}"
         for s in ("propose", "refine", "features", "cluster", "filter", "train_seg", "train_lgst", "score")
