@@ -35,6 +35,7 @@ SCHEMA: Schema = {
     "categories": list,
     "dataset": {"root": str},
     "synth": {
+        "categories": list,
         "root": str,
         "image_size": int,
         "seed": int,

@@ -58,6 +58,7 @@ def tiny_params(categories: list[str] | None = None, image_size: int = 48) -> di
     """Return the repo's params.yaml shrunk to a tiny synthetic run."""
     params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
     params["categories"] = categories or ["breakfast_box"]
+    params["synth"]["categories"] = list(params["categories"])
     params["synth"]["image_size"] = image_size
     params["synth"]["counts"] = {"train": 4, "validation": 2, "test_good": 2, "test_logical": 2, "test_structural": 2}
     return params

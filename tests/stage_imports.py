@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -90,6 +91,17 @@ def templated_code(stage: str, items: list[str], root: Path = REPO_ROOT) -> list
     return lists[0]
 
 
+def foreach_items(stage: dict[str, Any], params: dict[str, Any]) -> list[str]:
+    """Return the items of a dvc.yaml stage's ``foreach: ${a.b}`` (a list in ``params``), or [] without foreach."""
+    if "foreach" not in stage:
+        return []
+    expr = str(stage["foreach"]).strip()
+    tree: Any = params
+    for key in expr.removeprefix("${").removesuffix("}").split("."):
+        tree = tree[key]
+    return list(tree)
+
+
 def fix_dvc_yaml(path: Path = REPO_ROOT / "dvc.yaml") -> None:
     """Rewrite the code deps (``stages/`` and ``csad/``) of every stage in ``path`` to their import closure.
 
@@ -104,7 +116,7 @@ def fix_dvc_yaml(path: Path = REPO_ROOT / "dvc.yaml") -> None:
     params = yml.load((path.parent / "params.yaml").read_text(encoding="utf-8"))
     for name, stage in doc["stages"].items():
         body = stage.get("do", stage)
-        items = list(params["categories"]) if "foreach" in stage else []
+        items = foreach_items(stage, params)
         deps = body.get("deps", [])
         others = [d for d in deps if not str(d).startswith(("stages/", "csad/", "csad"))]
         code = templated_code(name, items, path.parent)

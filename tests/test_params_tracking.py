@@ -109,6 +109,15 @@ def test_dvc_reruns_exactly_the_stages_whose_values_changed(tmp_path: Path) -> N
     assert sorted(ran) == SETTINGS, ran
     status, ran = change(lambda p: p["lgst"].update(num_threads=1))
     assert sorted(ran) == SETTINGS, ran
+    # hidden and system files in a dataset folder (Finder, Jupyter, zip tools write them) change nothing either
+    train = project / "data/datasets/synthloco/pushpins/train/good"
+    (train / ".DS_Store").write_bytes(b"\0\1finder")
+    (train / "._000.png").write_bytes(b"appledouble")
+    (train / ".ipynb_checkpoints").mkdir()
+    (train / ".ipynb_checkpoints" / "000-checkpoint.png").write_bytes(b"x")
+    (train / "Thumbs.db").write_bytes(b"x")
+    status = json.loads(dvc("status", "--json", "--with-deps", *targets, cwd=project).stdout or "{}")
+    assert status == {}, status
     assert json.loads(dvc("status", "--json", cwd=project).stdout or "{}").keys() <= {
         f"{s}@{c}"
         for s in ("propose", "refine", "features", "cluster", "filter", "train_seg", "train_lgst", "score")
@@ -134,3 +143,15 @@ def test_a_stage_run_by_hand_after_a_params_edit_refuses_to_run(
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     with pytest.raises(ParamsError, match=r"cluster\.json does not match params\.yaml"):
         load_stage(["--category", "pushpins"], None, "cluster")
+
+
+@pytest.mark.integration
+def test_own_categories_need_no_synthetic_renderer(tmp_path: Path) -> None:
+    params = tiny_params(["breakfast_box"])
+    params["categories"] = ["widget"]
+    params["synth"]["categories"] = []
+    params["dataset"]["root"] = "mydata"
+    project = make_project(tmp_path / "proj", params)
+    stages = dvc("stage", "list", "--name-only", cwd=project).stdout.split()
+    assert "settings@widget" in stages and "score@widget" in stages
+    assert not [s for s in stages if s.startswith("synth")], stages

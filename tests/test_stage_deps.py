@@ -7,15 +7,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.stage_imports import REPO_ROOT, import_closure, stage_code
+from tests.stage_imports import REPO_ROOT, foreach_items, import_closure, stage_code
 
 
 def _dvc_stages() -> dict:
     return yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"]
 
 
-def _categories() -> list[str]:
-    return yaml.safe_load((REPO_ROOT / "params.yaml").read_text())["categories"]
+def _params() -> dict:
+    return yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
 
 
 def _listed_code(deps: list[str], item: str | None) -> set[str]:
@@ -37,7 +37,7 @@ def _listed_code(deps: list[str], item: str | None) -> set[str]:
 def test_stage_deps_are_its_import_closure(name: str) -> None:
     stage = _dvc_stages()[name]
     body = stage.get("do", stage)
-    for item in _categories() if "foreach" in stage else [None]:
+    for item in foreach_items(stage, _params()) or [None]:
         listed = _listed_code(body.get("deps", []), item)
         needed = stage_code(name, item)
         missing, extra = sorted(needed - listed), sorted(listed - needed)
