@@ -118,7 +118,7 @@ def fix_dvc_yaml(path: Path = REPO_ROOT / "dvc.yaml") -> None:
         body = stage.get("do", stage)
         items = foreach_items(stage, params)
         deps = body.get("deps", [])
-        others = [d for d in deps if not str(d).startswith(("stages/", "csad/", "csad"))]
+        others = [d for d in deps if not str(d).startswith(("stages/", "csad/"))]
         code = templated_code(name, items, path.parent)
         deps.clear()
         deps.extend([*code, *others])

@@ -23,7 +23,7 @@ def _listed_code(deps: list[str], item: str | None) -> set[str]:
     out: set[str] = set()
     for dep in deps:
         path = dep.replace("${item}", item or "")
-        if not path.startswith(("stages/", "csad/", "csad")):
+        if not path.startswith(("stages/", "csad/")):
             continue
         full = REPO_ROOT / path
         if full.is_dir():
