@@ -34,14 +34,9 @@ from csad.eval.auroc import image_auroc
 from csad.eval.evaluate import evaluate_maps
 from csad.eval.maps import anomaly_map_path, write_anomaly_map
 from csad.io import read_json, write_json
-from csad.lgst.train import (
-    compute_maps,
-    config_from_params,
-    fit_map_normalizer,
-    lgst_scores,
-    train_lgst,
-    upsample_map,
-)
+from csad.lgst.config import config_from_params
+from csad.lgst.maps import compute_maps, fit_map_normalizer, lgst_scores, upsample_map
+from csad.lgst.train import train_lgst
 from csad.params import load_params, resolve
 
 SHORT_NAMES = {

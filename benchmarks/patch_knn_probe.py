@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from csad.data.loco import LocoCategory, read_image
 from csad.eval.auroc import image_auroc
 from csad.io import is_defined, read_json, round_metrics, write_json
-from csad.lgst.train import prepare_images
+from csad.lgst.data import prepare_images
 from csad.models.backbone import FeatureExtractor, build_backbone
 from csad.params import load_params
 

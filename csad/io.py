@@ -37,14 +37,26 @@ import cv2
 import numpy as np
 
 
+def _umask() -> int:
+    """Return the process's umask (read by setting and restoring it)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(dest: Path | str) -> Iterator[Path]:
-    """Yield a temporary file path beside ``dest``; on success rename it to ``dest``, on error delete it."""
+    """Yield a temporary file path beside ``dest``; on success rename it to ``dest``, on error delete it.
+
+    The file gets the permissions a plain ``open(dest, "w")`` would give (0o666 minus the umask), not the owner-only
+    0o600 of ``tempfile.mkstemp``, so outputs shared with a team stay readable.
+    """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp" + dest.suffix, dir=dest.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    tmp_path.chmod(0o666 & ~_umask())
     try:
         yield tmp_path
         tmp_path.replace(dest)
@@ -55,12 +67,16 @@ def atomic_path(dest: Path | str) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def atomic_dir(dest: Path | str) -> Iterator[Path]:
-    """Yield an empty temporary folder beside ``dest``; on success it replaces ``dest`` whole, on error it goes."""
+    """Yield an empty temporary folder beside ``dest``; on success it replaces ``dest`` whole, on error it goes.
+
+    The folder gets the permissions of a plain ``mkdir`` (0o777 minus the umask), not ``mkdtemp``'s 0o700.
+    """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     for stale in dest.parent.glob(f".{dest.name}.*.tmp"):  # left by a killed earlier run (SIGKILL skips cleanup)
         shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    tmp.chmod(0o777 & ~_umask())
     try:
         yield tmp
         if dest.exists():

@@ -4,7 +4,7 @@ A spread at or below :data:`SPREAD_FLOOR` (1e-3) is a constant or rounding-error
 it would blow a difference of 1e-6 up to millions and let one branch swamp the fused score. Such a spread is
 replaced by 1 (the released CSAD code does this for its trimmed z-normalisation: ``std <= 1e-3`` becomes 1), so the
 values are only shifted. Used by :class:`csad.scoring.patch_hist.TrimmedNormalizer` (Patch Histogram and score
-fusion), :class:`csad.lgst.train.MapNormalizer` (LGST map quantiles) and the LGST teacher's channel statistics.
+fusion), :class:`csad.lgst.maps.MapNormalizer` (LGST map quantiles) and the LGST teacher's channel statistics.
 
 >>> safe_spread(1.4e-17), safe_spread(0.5)
 (1.0, 0.5)

@@ -119,10 +119,15 @@ SCHEMA: Schema = {
         "num_threads": int,
         OVERRIDES: OVERRIDES,
     },
-    "score": {
+    "detector": {
         "weights": {"patch_hist": float, "lgst": float},
         "lower": float,
         "upper": float,
+        "threshold_quantile": float,
+        "batch_size": int,
+        OVERRIDES: OVERRIDES,
+    },
+    "score": {
         "batch_size": int,
     },
     "filter": {

@@ -20,7 +20,6 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import pandas as pd
 
@@ -28,12 +27,13 @@ from csad.data.loco import ANOMALY_TYPES, LocoCategory, read_image
 from csad.eval.auroc import ANOMALY_KINDS, auroc_undefined_reason, roc_points
 from csad.eval.maps import anomaly_map_path, read_anomaly_map
 from csad.io import REASON_SUFFIX, atomic_path, is_defined, read_json, read_label_png, set_undefined
-from csad.viz import colorize, tile_grid
+from csad.viz import colorize, heat_overlay, tile_grid
 
 log = logging.getLogger(__name__)
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 QUALITY_START, QUALITY_END = "<!-- quality:start -->", "<!-- quality:end -->"
+VERDICT_START, VERDICT_END = "<!-- verdicts:start -->", "<!-- verdicts:end -->"
 BRANCH_NAMES = {"fused": "CSAD (fused)", "patch_hist": "Patch Histogram only", "lgst": "LGST only"}
 
 
@@ -162,6 +162,29 @@ def quality_table(metrics_dir: Path, categories: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
+def verdict_table(metrics_dir: Path, categories: Sequence[str]) -> str:
+    """Return the markdown table of the verdicts at each detector's threshold (``metrics/C.json`` ``verdict``):
+    threshold, false-reject rate on validation/good and test/good, false-accept rate per anomaly type, in %."""
+    lines = [
+        "| category | threshold | false rejects, validation/good | false rejects, test/good | "
+        "false accepts, logical | false accepts, structural | false accepts, all |",
+        "|---|---|---|---|---|---|---|",
+    ]
+
+    def pct(x: Any) -> str:
+        return "n/a" if x is None else f"{100 * x:.1f}"
+
+    for c in categories:
+        v = read_json(metrics_dir / f"{c}.json").get("verdict", {})
+        far = v.get("false_accept_rate", {})
+        lines.append(
+            f"| {c} | {v.get('threshold', float('nan')):.2f} | {pct(v.get('validation_false_reject_rate'))} | "
+            f"{pct(v.get('false_reject_rate'))} | {pct(far.get('logical_anomalies'))} | "
+            f"{pct(far.get('structural_anomalies'))} | {pct(far.get('all'))} |"
+        )
+    return "\n".join(lines)
+
+
 def update_readme(readme: Path, table: str, start: str = START, end: str = END) -> None:
     """Replace the text between the ``start`` and ``end`` markers of ``readme`` with ``table`` (atomically)."""
     text = readme.read_text(encoding="utf-8")
@@ -220,19 +243,12 @@ def visual_report(category: LocoCategory, scores: pd.DataFrame, scores_dir: Path
             image = read_image(rec.path)
             amap = read_anomaly_map(anomaly_map_path(scores_dir / "maps", category.name, rec.type, rec.stem))
             tiles.append((f"{type_[:10]} {rec.stem} s={row['fused']:.1f}", image))
-            tiles.append(("anomaly map", _heat_overlay(image, amap)))
+            tiles.append(("anomaly map", heat_overlay(image, amap)))
             seg = read_label_png(scores_dir / "segmentation" / "test" / rec.type / f"{rec.stem}.png")
             tiles.append(("segmentation", colorize(seg)))
     if not tiles:
         tiles.append(("no test images", np.full((160, 160, 3), 255, dtype=np.uint8)))
     return tile_grid(tiles, columns=6, tile_size=160)
-
-
-def _heat_overlay(image: np.ndarray, amap: np.ndarray) -> np.ndarray:
-    # One fixed scale for every image (normalised maps: 0 = q0.9 of validation, 0.1 = q0.995), so colours compare.
-    norm = np.clip(amap / 0.4, 0.0, 1.0)
-    heat = cv2.applyColorMap((norm * 255).astype(np.uint8), cv2.COLORMAP_JET)[..., ::-1]
-    return (0.5 * image + 0.5 * heat).astype(np.uint8)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -244,10 +260,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary = read_json(args.summary)
     table = results_table(summary)
     quality = quality_table(Path(args.summary).parent, summary["categories"])
-    print(table, quality, sep="\n\n")
+    verdicts = verdict_table(Path(args.summary).parent, summary["categories"])
+    print(table, quality, verdicts, sep="\n\n")
     if args.readme:
         update_readme(Path(args.readme), table)
         update_readme(Path(args.readme), quality, QUALITY_START, QUALITY_END)
+        update_readme(Path(args.readme), verdicts, VERDICT_START, VERDICT_END)
     return 0
 
 

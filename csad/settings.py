@@ -37,11 +37,12 @@ STAGE_SECTIONS: dict[str, str] = {
     "filter": "filter",
     "train_seg": "segment",
     "train_lgst": "lgst",
+    "detector": "detector",
     "score": "score",
 }
 
 #: Stages that always run a network and so read ``runtime.device`` and ``runtime.deterministic``.
-DEVICE_STAGES: frozenset[str] = frozenset({"train_seg", "train_lgst", "score"})
+DEVICE_STAGES: frozenset[str] = frozenset({"train_seg", "train_lgst", "detector", "score"})
 
 #: Stages that run a network only with some settings: stage -> (key, values that need a device).
 DEVICE_WHEN: dict[str, tuple[str, tuple[str, ...]]] = {

@@ -49,6 +49,19 @@ def colorize(labels: np.ndarray) -> np.ndarray:
     return out
 
 
+#: Display range of normalised LGST anomaly maps in heat overlays: 0 = the 0.9 quantile of validation pixels and
+#: 0.1 = their 0.995 quantile, per branch (csad.detector.model), so 0.4 is far above anything a good image shows.
+HEAT_MAX = 0.4
+
+
+def heat_overlay(image: np.ndarray, anomaly_map: np.ndarray, vmax: float = HEAT_MAX) -> np.ndarray:
+    """Return the uint8 RGB ``image`` (H, W, 3) blended half and half with the JET heat map of ``anomaly_map``
+    (H, W), on one fixed scale [0, vmax] for every image so that colours compare across images."""
+    norm = np.clip(np.asarray(anomaly_map, dtype=np.float32) / vmax, 0.0, 1.0)
+    heat = cv2.applyColorMap((norm * 255).astype(np.uint8), cv2.COLORMAP_JET)[..., ::-1]
+    return (0.5 * image + 0.5 * heat).astype(np.uint8)
+
+
 def outline(
     image: np.ndarray, masks: Sequence[np.ndarray], color: tuple[int, int, int] = (0, 255, 0), thickness: int = 1
 ) -> np.ndarray:

@@ -1,11 +1,12 @@
-"""DVC stage ``score@<category>``: both branches on validation/good and the test set, fused (method.md 6).
+"""DVC stage ``score@<category>``: the deployed detector on validation/good and the test set (method.md 6).
 
     python stages/score.py --category pushpins
 
-Params ``score`` (branch weights, trimming quantiles, batch size). Reads ``models/<category>/{segmenter,lgst}.pt``.
-Writes ``data/scores/<category>/`` (scores.parquet: per image key, split, type, label, raw and normalised branch
-scores, fused score; ``maps/<category>/test/<type>/<stem>.tiff`` anomaly maps at the original resolution in the
-official layout; segmentation predictions) and the metrics ``metrics/<category>.json``.
+Params ``score`` (batch size) and ``runtime``. Reads ``models/<category>/detector.pt``. Writes
+``data/scores/<category>/`` (scores.parquet: per image key, split, type, label, raw and normalised branch scores,
+fused score, verdict; ``maps/<category>/test/<type>/<stem>.tiff`` anomaly maps at the original resolution in the
+official layout; ``segmentation/<split>/<type>/<stem>.png`` component labels) and the metrics
+``metrics/<category>.json`` (image AUROC, AU-sPRO, false-reject and false-accept rates at the threshold).
 """
 
 from __future__ import annotations
@@ -20,16 +21,14 @@ from csad.stage import load_stage, run_stage
 def main(argv: list[str] | None = None) -> None:
     """Score one category."""
     run = load_stage(argv, __doc__, "score")
-    args, category = run.args, run.category
     _, metrics = score_category(
-        category,
-        Path("models") / args.category / "segmenter.pt",
-        Path("models") / args.category / "lgst.pt",
+        run.category,
+        Path("models") / run.args.category / "detector.pt",
         run.config,
         run.device(),
-        Path("data/scores") / args.category,
+        Path("data/scores") / run.args.category,
     )
-    write_json(Path("metrics") / f"{args.category}.json", {"category": args.category, **metrics})
+    write_json(Path("metrics") / f"{run.args.category}.json", {"category": run.args.category, **metrics})
 
 
 if __name__ == "__main__":

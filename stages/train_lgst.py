@@ -17,7 +17,10 @@ from pathlib import Path
 from dvclive import Live
 
 from csad.data.loco import read_image
-from csad.lgst.train import config_from_params, fit_map_normalizer, save_lgst, train_lgst
+from csad.lgst.checkpoint import save_lgst
+from csad.lgst.config import config_from_params
+from csad.lgst.maps import fit_map_normalizer
+from csad.lgst.train import train_lgst
 from csad.stage import load_stage, run_stage
 
 

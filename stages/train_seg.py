@@ -16,7 +16,8 @@ from pathlib import Path
 from dvclive import Live
 
 from csad.io import write_json
-from csad.seg.run import load_segmenter, segmentation_quality, train_category_segmenter
+from csad.seg.checkpoint import load_segmenter
+from csad.seg.run import segmentation_quality, train_category_segmenter
 from csad.stage import load_stage, run_stage
 
 

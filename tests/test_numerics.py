@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from csad.lgst.train import MapNormalizer
+from csad.lgst.maps import MapNormalizer
 from csad.models.ops import resize_bilinear, resize_bilinear_matmul
 from csad.normalize import SPREAD_FLOOR, safe_spread, safe_spread_tensor
 from csad.runtime import CUBLAS_WORKSPACE_CONFIG, set_deterministic

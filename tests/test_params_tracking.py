@@ -120,7 +120,7 @@ def test_dvc_reruns_exactly_the_stages_whose_values_changed(tmp_path: Path) -> N
     assert status == {}, status
     assert json.loads(dvc("status", "--json", cwd=project).stdout or "{}").keys() <= {
         f"{s}@{c}"
-        for s in ("propose", "refine", "features", "cluster", "filter", "train_seg", "train_lgst", "score")
+        for s in ("propose", "refine", "features", "cluster", "filter", "train_seg", "train_lgst", "detector", "score")
         for c in ("breakfast_box", "pushpins")
     } | {"evaluate"}  # never run here, so still "changed"; no stage that ran is stale
 

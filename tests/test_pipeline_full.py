@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -98,18 +99,18 @@ def _set_params(project: Path, change: Any) -> None:
 
 def test_param_changes_rerun_only_what_they_invalidate(project: Path) -> None:
     settings = f"settings@{CATEGORY}"
-    ran = ran_stages(dvc("exp", "run", "-S", "score.weights.lgst=0.5", cwd=project).stdout)
-    assert ran == [settings, f"score@{CATEGORY}", "evaluate"]
+    ran = ran_stages(dvc("exp", "run", "-S", "detector.weights.lgst=0.5", cwd=project).stdout)
+    assert ran == [settings, f"detector@{CATEGORY}", f"score@{CATEGORY}", "evaluate"]
     _set_params(project, lambda p: p["segment"]["train"].update({"epochs": 3}))
     ran = ran_stages(dvc("repro", cwd=project).stdout)
     assert ran[:2] == [settings, f"train_seg@{CATEGORY}"]
-    assert set(ran) <= {settings, f"train_seg@{CATEGORY}", f"score@{CATEGORY}", "evaluate"}
+    assert set(ran) <= {settings, f"train_seg@{CATEGORY}", f"detector@{CATEGORY}", f"score@{CATEGORY}", "evaluate"}
     _set_params(project, lambda p: p["cluster"]["overrides"][CATEGORY].update({"bandwidth": 1.2}))
     ran = ran_stages(dvc("repro", cwd=project).stdout)
     assert ran[:2] == [settings, f"cluster@{CATEGORY}"]
-    assert set(ran) <= {f"{s}@{CATEGORY}" for s in ("settings", "cluster", "filter", "train_seg", "score")} | {
-        "evaluate"
-    }
+    assert set(ran) <= {
+        f"{s}@{CATEGORY}" for s in ("settings", "cluster", "filter", "train_seg", "detector", "score")
+    } | {"evaluate"}
     assert _changed_stages(project) == set()
     # speed-only knobs (thread counts) rerun no training, no scoring: at most the cheap settings stage
     for edit in (
@@ -121,3 +122,60 @@ def test_param_changes_rerun_only_what_they_invalidate(project: Path) -> None:
         assert _changed_stages(project) <= {settings}
         assert set(ran_stages(dvc("repro", cwd=project).stdout)) <= {settings}
     assert _changed_stages(project) == set()
+
+
+def test_detector_is_what_score_evaluated_and_predict_uses_it(project: Path, tmp_path: Path) -> None:
+    """`make run` builds models/C/detector.pt; `csad predict` on the test folder reproduces the scores that the
+    score stage evaluated, writes the CSV and the overlays, and the ONNX export gives the same scores."""
+    model = project / f"models/{CATEGORY}/detector.pt"
+    assert model.is_file()
+    metrics = json.loads((project / f"metrics/{CATEGORY}.json").read_text())
+    verdict = metrics["verdict"]
+    assert 0.0 <= verdict["false_reject_rate"] <= 1.0 and set(verdict["false_accept_rate"]) == {
+        "logical_anomalies",
+        "structural_anomalies",
+        "all",
+    }
+    detector_metrics = json.loads((project / f"metrics/{CATEGORY}/detector.json").read_text())
+    assert verdict["threshold"] == pytest.approx(detector_metrics["threshold"], abs=1e-4)
+    test_dir = project / f"data/datasets/synthloco/{CATEGORY}/test"
+    (tmp_path / "extra").mkdir()
+    (tmp_path / "extra" / "unreadable.png").write_bytes(b"no image")
+    out = tmp_path / "pred"
+    status = csad_main(
+        [
+            "predict",
+            "--model",
+            str(model),
+            str(test_dir),
+            str(tmp_path / "extra"),
+            "--out",
+            str(out),
+            "--json",
+            "--quiet",
+        ]
+    )
+    assert status == 2  # one image failed, the others were scored
+    table = pd.read_csv(out / "predictions.csv")
+    assert len(table) == 9 + 1
+    assert table["error"].fillna("").astype(bool).sum() == 1
+    scored = table[table["error"].isna()]
+    assert set(scored["verdict"]) <= {"good", "anomalous"}
+    assert len(list((out / "overlays").glob("*.png"))) == 9
+    assert json.loads((out / "predictions.json").read_text())["threshold"] == pytest.approx(verdict["threshold"])
+    scores = pd.read_parquet(project / f"data/scores/{CATEGORY}/scores.parquet")
+    by_stem = {
+        (k.split("/")[-2], k.split("/")[-1].rsplit(".", 1)[0]): v
+        for k, v in zip(scores["key"], scores["fused"], strict=True)
+    }
+    for path, score in zip(scored["path"], scored["score"], strict=True):
+        p = Path(path)
+        assert score == pytest.approx(by_stem[(p.parent.name, p.stem)], abs=1e-6)
+    onnx = tmp_path / "detector.onnx"
+    assert csad_main(["export", "--model", str(model), "--out", str(onnx)]) == 0
+    out2 = tmp_path / "pred_onnx"
+    assert (
+        csad_main(["predict", "--model", str(onnx), str(test_dir), "--out", str(out2), "--no-overlays", "--quiet"]) == 0
+    )
+    again = pd.read_csv(out2 / "predictions.csv")
+    np.testing.assert_allclose(again["score"], scored["score"].to_numpy(), atol=1e-4)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.stage_imports import REPO_ROOT, foreach_items, import_closure, stage_code
+from tests.stage_imports import REPO_ROOT, _imported_modules, foreach_items, import_closure, module_file, stage_code
 
 
 def _dvc_stages() -> dict:
@@ -69,14 +69,63 @@ def test_closure_follows_function_level_relative_and_package_imports(tmp_path: P
     }
 
 
-def test_score_depends_on_the_inference_code_it_imports() -> None:
+def test_detector_and_score_depend_on_the_inference_code_they_import() -> None:
     # the case that made results stale: score imported LGST and segmenter inference code without listing it
-    needed = stage_code("score", "pushpins")
+    needed = stage_code("detector", "pushpins")
     for path in (
-        "csad/lgst/train.py",
+        "csad/detector/model.py",
+        "csad/detector/build.py",
+        "csad/lgst/maps.py",
+        "csad/lgst/checkpoint.py",
         "csad/models/segmenter.py",
         "csad/models/lgst.py",
-        "csad/seg/run.py",
+        "csad/seg/checkpoint.py",
+        "csad/scoring/patch_hist.py",
         "csad/data/loco.py",
     ):
         assert path in needed
+    scoring = stage_code("score", "pushpins")
+    for path in ("csad/detector/model.py", "csad/detector/predict.py", "csad/models/lgst.py", "csad/scoring/run.py"):
+        assert path in scoring
+
+
+#: Modules that only training runs: the deployed detector and the scoring code must not import them.
+TRAINING_MODULES = {
+    "csad/lgst/train.py",
+    "csad/lgst/losses.py",
+    "csad/lgst/data.py",
+    "csad/seg/train.py",
+    "csad/seg/run.py",
+    "csad/seg/data.py",
+    "csad/seg/losses.py",
+    "csad/seg/lsa.py",
+}
+
+
+def _module_closure(path: str) -> set[str]:
+    """Return the csad/ modules ``path`` imports, directly or not, package ``__init__`` files not followed."""
+    seen: set[Path] = set()
+    todo = [REPO_ROOT / path]
+    while todo:
+        for name in _imported_modules(todo.pop(), REPO_ROOT):
+            found = module_file(name)
+            if found is not None and found.name != "__init__.py" and found not in seen:
+                seen.add(found)
+                todo.append(found)
+    return {p.relative_to(REPO_ROOT).as_posix() for p in seen}
+
+
+@pytest.mark.parametrize(
+    ("path", "training"),
+    [
+        ("csad/lgst/maps.py", {"csad/lgst/train.py", "csad/lgst/losses.py"}),
+        ("csad/lgst/checkpoint.py", {"csad/lgst/train.py", "csad/lgst/losses.py"}),
+        ("csad/seg/checkpoint.py", {"csad/seg/train.py", "csad/seg/run.py"}),
+        ("csad/detector/model.py", TRAINING_MODULES),
+        ("csad/detector/predict.py", TRAINING_MODULES),
+        ("csad/detector/export.py", TRAINING_MODULES),
+        ("csad/scoring/run.py", TRAINING_MODULES),
+    ],
+)
+def test_inference_modules_import_no_training_code(path: str, training: set[str]) -> None:
+    assert not _module_closure(path) & training

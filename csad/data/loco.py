@@ -106,7 +106,8 @@ class LocoCategory:
         With ``check_images`` every image file is opened and verified (slower; names the first broken file).
         Without it, only the headers of anomalous test images and their masks are read (to compare their sizes).
         Hidden and system entries are skipped everywhere; a category without any test image is accepted (with a
-        warning): its test metrics are then undefined.
+        warning): its test metrics are then undefined, and it needs no ``defects_config.json`` when it has no
+        ``test/`` or ``ground_truth/`` folder either (a new product with only train/good and validation/good).
 
         Raises:
             DatasetError: the layout is wrong (the message says where and how to fix it), a ground-truth mask's
@@ -124,7 +125,9 @@ class LocoCategory:
             raise DatasetError(
                 f"unknown category {category!r}: no folder {cat_root}; available: {', '.join(available) or 'none'}"
             )
-        defects = read_defects_config(cat_root / "defects_config.json")
+        has_labels = any((cat_root / name).exists() for name in ("test", "ground_truth", "defects_config.json"))
+        # defects_config.json describes the ground truth: a category without test set or ground truth needs none
+        defects = read_defects_config(cat_root / "defects_config.json") if has_labels else {}
         records: list[ImageRecord] = []
         for split in SPLITS:
             split_dir = cat_root / split
@@ -231,7 +234,9 @@ def _check_orphan_gt(cat_root: Path, records: list[ImageRecord]) -> None:
 def read_defects_config(path: Path) -> dict[int, DefectType]:
     """Return the defect types of ``defects_config.json`` keyed by pixel value, validated as MVTec does."""
     if not path.is_file():
-        raise DatasetError(f"{path} is missing: every category needs a defects_config.json (MVTec LOCO format)")
+        raise DatasetError(
+            f"{path} is missing: a category with a test set needs a defects_config.json (MVTec LOCO format)"
+        )
     try:
         entries = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
@@ -341,12 +346,22 @@ def read_image(path: Path | str) -> np.ndarray:
             mapped faithfully; the message names the file.
     """
     path = Path(path)
-    arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if path.is_dir():
+        raise DatasetError(f"{path} is a folder, not an image")
+    try:
+        data = np.fromfile(path, dtype=np.uint8)  # bytes first: clear errors, and non-ASCII paths work everywhere
+    except FileNotFoundError:
+        raise DatasetError(f"image {path} not found") from None
+    except OSError as err:
+        raise DatasetError(f"cannot read image {path}: {err.strerror or err}") from None
+    if data.size == 0:
+        raise DatasetError(f"image {path} is empty (0 bytes)")
+    arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     bgr = True
-    if arr is None and path.suffix.lower() in (".tif", ".tiff") and path.is_file():
+    if arr is None and path.suffix.lower() in (".tif", ".tiff"):
         arr, bgr = _decode_tiff(path), False
     if arr is None:
-        raise DatasetError(f"unreadable image {path}: missing, empty or not an image")
+        raise DatasetError(f"unreadable image {path}: not an image OpenCV can decode (PNG, JPEG, BMP, TIFF, WebP)")
     arr = to_uint8(arr, path)
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[..., 0]

@@ -1,28 +1,26 @@
 """LGST (Local-Global Student-Teacher, method.md section 5): training, anomaly maps, map normalisation, scores and
-checkpoints. The networks live in :mod:`csad.models.lgst`."""
+checkpoints. The networks live in :mod:`csad.models.lgst`.
 
-from csad.lgst.train import (
-    LgstBatch,
-    LgstConfig,
+Modules: :mod:`~csad.lgst.config` (settings), :mod:`~csad.lgst.data` (images, jitter, penalty images),
+:mod:`~csad.lgst.losses` (teacher statistics, losses), :mod:`~csad.lgst.train` (the training loop),
+:mod:`~csad.lgst.maps` (inference: maps, normalisation, scores) and :mod:`~csad.lgst.checkpoint`. The inference
+and checkpoint modules import no training module (this package's ``__init__`` still imports them all).
+"""
+
+from csad.lgst.checkpoint import load_lgst, save_lgst
+from csad.lgst.config import LgstConfig, config_from_params
+from csad.lgst.data import PenaltyDataError, PenaltyImages, color_jitter, prepare_images
+from csad.lgst.losses import LgstBatch, hard_loss, lgst_losses, teacher_statistics
+from csad.lgst.maps import (
     MapNormalizer,
-    PenaltyDataError,
-    PenaltyImages,
     anomaly_maps,
-    color_jitter,
     compute_maps,
-    config_from_params,
     fit_map_normalizer,
-    hard_loss,
-    lgst_losses,
     lgst_scores,
-    load_lgst,
-    prepare_images,
-    save_lgst,
     subsample_quantile,
-    teacher_statistics,
-    train_lgst,
     upsample_map,
 )
+from csad.lgst.train import train_lgst
 from csad.models.lgst import BackboneSpec, LgstModel, build_lgst_model
 
 __all__ = [

@@ -31,6 +31,7 @@ from torch import nn
 
 from csad.models.backbone import FeatureExtractor, build_backbone, feature_channels
 from csad.models.ops import resize_bilinear
+from csad.normalize import safe_spread_tensor
 
 log = logging.getLogger(__name__)
 
@@ -210,6 +211,16 @@ def receptive_field(student: LocalStudent) -> int:
     return int(rows.max() - rows.min() + 1)
 
 
+def lgst_anomaly_maps(
+    teacher: torch.Tensor, student_st: torch.Tensor, student_ae: torch.Tensor, autoencoder: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return the raw (local, global) anomaly maps, each ``(B, F, F)``, of the network outputs ``(B, C, F, F)``
+    (paper section 3.4; EfficientAD's map definitions): local = channel mean of ``(T - S_st)^2``, global = channel
+    mean of ``(A - S_ae)^2``, with ``T`` the channel-normalised teacher output. Used by :class:`LgstModel` and by
+    the deployed detector (:class:`csad.detector.model.CsadDetector`)."""
+    return (teacher - student_st).pow(2).mean(dim=1), (autoencoder - student_ae).pow(2).mean(dim=1)
+
+
 class LgstModel(nn.Module):
     """The trained LGST: frozen backbone + teacher head + channel statistics, local student and autoencoder.
 
@@ -263,14 +274,43 @@ class LgstModel(nn.Module):
         """Return the channel-normalised teacher output ``(T - mean) / std`` of the :meth:`normalize`-d batch."""
         return (self.teacher_raw(x) - self.teacher_mean) / self.teacher_std
 
+    @torch.no_grad()
+    def set_teacher_statistics(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Set the teacher's channel statistics: copy ``mean`` (C,) and ``std`` (C,) into the ``teacher_mean`` and
+        ``teacher_std`` buffers, each ``(1, C, 1, 1)``, which :meth:`teacher` normalises with.
+
+        ``std`` goes through :func:`csad.normalize.safe_spread_tensor` first: a channel whose std is at most 1e-3
+        (or not finite) gets std 1, so a constant channel is only shifted, not blown up.
+
+        Raises:
+            ValueError: ``mean`` or ``std`` is not of shape (C,), C the teacher's channels.
+        """
+        channels = self.teacher_mean.shape[1]
+        for name, value in (("mean", mean), ("std", std)):
+            if tuple(value.shape) != (channels,):
+                raise ValueError(f"teacher {name} must have shape ({channels},), got {tuple(value.shape)}")
+        self.teacher_mean.copy_(mean.view(1, -1, 1, 1))
+        self.teacher_std.copy_(safe_spread_tensor(std).view(1, -1, 1, 1))
+
+    @torch.no_grad()
+    def normalize_teacher_(self, features: torch.Tensor) -> torch.Tensor:
+        """Return ``features`` (N, C, F, F), raw teacher outputs (:meth:`teacher_raw`), channel-normalised IN PLACE
+        as :meth:`teacher` does: ``(T - mean) / std`` (no copy: a cache of teacher targets can reach GBs)."""
+        return features.sub_(self.teacher_mean.to(features.device)).div_(self.teacher_std.to(features.device))
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """Return the parameters LGST training optimises: the local student's, then the autoencoder's (in
+        ``parameters()`` order; conv weights ``(out, in, k, k)`` and biases ``(out,)``). The backbone and the
+        teacher projection are frozen and not included."""
+        return list(self.student.parameters()) + list(self.autoencoder.parameters())
+
     def forward(self, x01: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return the raw (local, global) anomaly maps, each ``(B, feat_size, feat_size)``, of the RGB [0, 1]
         batch ``x01`` (B, 3, image_size, image_size)."""
         x = self.normalize(x01)
         t = self.teacher(x)
         s_st, s_ae = self.student(x)
-        a = self.autoencoder(x)
-        return (t - s_st).pow(2).mean(dim=1), (a - s_ae).pow(2).mean(dim=1)
+        return lgst_anomaly_maps(t, s_st, s_ae, self.autoencoder(x))
 
     def lgst_state(self) -> dict[str, torch.Tensor]:
         """Return the state dict without the backbone's tensors (head incl. projection bias, stats, students)."""

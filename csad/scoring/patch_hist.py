@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 Grid = tuple[int, int]
 #: The released grids: patch size 256 (whole map) and 128 (2 x 2) on 256 px maps.
 DEFAULT_GRIDS: tuple[Grid, ...] = ((1, 1), (2, 2))
-_CHUNK = 128
+_CHUNK = 32  # maps per one-hot batch (32 x C x 256 x 256 float32)
 
 
 def _as_numpy_maps(label_maps: np.ndarray | torch.Tensor | Sequence[np.ndarray]) -> np.ndarray:
@@ -56,6 +56,49 @@ def grid_key(grid: Grid) -> str:
     return f"{grid[0]}x{grid[1]}"
 
 
+def cell_matrices(size: tuple[int, int], grid: Grid) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return the float32 membership matrices (rows (R, H), cols (K, W)) of a (R, K) grid over an (H, W) map.
+
+    Entry [r, y] is 1 when pixel row y falls in cell row r (cells split as ``np.array_split`` does); so for a
+    one-hot map ``O`` (..., H, W), ``rows @ O @ cols.T`` is the (..., R, K) pixel count per cell.
+    """
+    h, w = int(size[0]), int(size[1])
+    rows, cols = int(grid[0]), int(grid[1])
+    ry, cx = _cell_edges(h, rows), _cell_edges(w, cols)
+    row_of = torch.from_numpy(np.repeat(np.arange(rows), np.diff(ry)))
+    col_of = torch.from_numpy(np.repeat(np.arange(cols), np.diff(cx)))
+    return (
+        (row_of[None, :] == torch.arange(rows)[:, None]).float(),
+        (col_of[None, :] == torch.arange(cols)[:, None]).float(),
+    )
+
+
+def histograms_torch(labels: torch.Tensor, num_classes: int, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """Return the (B, R * K * C) float64 class-fraction histograms of (B, H, W) integer label maps on one grid.
+
+    Per cell a C-vector: entry k = (pixels with label k) / (pixels in the cell), entry 0 (background) set to 0;
+    cells concatenated column-major (for 2 x 2: TL, BL, TR, BR). ``rows``/``cols`` come from :func:`cell_matrices`.
+    Batched, without a Python loop over images: a one-hot map and two matrix products (exact integer counts in
+    float32 up to 2**24 pixels per cell), so it traces and exports to ONNX.
+    """
+    classes = torch.arange(num_classes, device=labels.device)
+    classes = torch.where(classes == 0, -1, classes)  # label -1 never occurs: the background channel stays 0
+    onehot = (labels[:, None] == classes[None, :, None, None]).to(rows.dtype)  # (B, C, H, W)
+    counts = torch.matmul(torch.matmul(rows, onehot), cols.T)  # (B, C, R, K)
+    pixels = rows.sum(dim=1, dtype=torch.float64)[:, None] * cols.sum(dim=1, dtype=torch.float64)[None, :]
+    hist = counts.double() / pixels
+    return hist.permute(0, 3, 2, 1).reshape(labels.shape[0], -1)  # (B, K, R, C): column-major cells
+
+
+def mahalanobis_torch(x: torch.Tensor, mean: torch.Tensor, inv_cov: torch.Tensor) -> torch.Tensor:
+    """Return (N,) ``sqrt((x - mean)^T inv_cov (x - mean))`` per row of ``x`` (N, D), in the dtype of ``x``; NaN
+    results (a negative form, or an all-NaN ``inv_cov`` from a fit on one sample) fall back to the Euclidean
+    distance ``||x - mean||`` (the released behaviour). Batched, traceable."""
+    delta = x - mean[None, :]
+    dist = torch.sqrt((torch.matmul(delta, inv_cov) * delta).sum(dim=1))
+    return torch.where(torch.isnan(dist), torch.sqrt((delta * delta).sum(dim=1)), dist)
+
+
 def class_histograms(
     label_maps: np.ndarray | torch.Tensor | Sequence[np.ndarray],
     num_classes: int,
@@ -65,8 +108,8 @@ def class_histograms(
 
     Each cell contributes a C-vector: entry k = (pixels with label k) / (pixels in the cell), entry 0 forced to 0;
     cells are concatenated column-major (for 2 x 2: TL, BL, TR, BR). A size not divisible by the grid is split as
-    ``np.array_split`` does. Labels must be in [0, num_classes). Vectorised with one ``bincount`` per chunk of
-    maps.
+    ``np.array_split`` does. Labels must be in [0, num_classes). Computed by :func:`histograms_torch` (the
+    detector's own code), in chunks of maps.
     """
     maps = _as_numpy_maps(label_maps)
     b, h, w = maps.shape
@@ -74,24 +117,15 @@ def class_histograms(
         raise ValueError(f"label values must be in [0, {num_classes}), got [{maps.min()}, {maps.max()}]")
     out: dict[Grid, np.ndarray] = {}
     for grid in grids:
-        rows, cols = int(grid[0]), int(grid[1])
-        ry, cx = _cell_edges(h, rows), _cell_edges(w, cols)
-        row_of = np.repeat(np.arange(rows), np.diff(ry))
-        col_of = np.repeat(np.arange(cols), np.diff(cx))
-        cell = col_of[None, :] * rows + row_of[:, None]  # column-major cell index per pixel (H, W)
-        cells = rows * cols
-        pixels = (np.diff(ry)[:, None] * np.diff(cx)[None, :]).T.reshape(-1)  # per cell, column-major
-        counts = np.empty((b, cells, num_classes), dtype=np.float64)
-        for start in range(0, b, _CHUNK):
-            chunk = maps[start : start + _CHUNK]
-            n = len(chunk)
-            flat = (np.arange(n)[:, None, None] * cells + cell[None]) * num_classes + chunk
-            counts[start : start + n] = np.bincount(flat.ravel(), minlength=n * cells * num_classes).reshape(
-                n, cells, num_classes
-            )
-        hist = counts / pixels[None, :, None]
-        hist[:, :, 0] = 0.0
-        out[(rows, cols)] = hist.reshape(b, cells * num_classes)
+        rows, cols = cell_matrices((h, w), grid)
+        parts = [
+            histograms_torch(torch.from_numpy(maps[start : start + _CHUNK]), num_classes, rows, cols).numpy()
+            for start in range(0, b, _CHUNK)
+        ]
+        cells = int(grid[0]) * int(grid[1])
+        out[(int(grid[0]), int(grid[1]))] = (
+            np.concatenate(parts) if parts else np.zeros((0, cells * num_classes), np.float64)
+        )
     return out
 
 
@@ -113,15 +147,13 @@ def fit_mahalanobis(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def mahalanobis(x: np.ndarray, mean: np.ndarray, inv_cov: np.ndarray) -> np.ndarray:
-    """Return (N,) sqrt((x - mean)^T inv_cov (x - mean)) per row; NaN results (negative or undefined forms) fall
-    back to the Euclidean distance ||x - mean|| (released behaviour)."""
-    delta = np.atleast_2d(np.asarray(x, dtype=np.float64)) - mean[None, :]
-    with np.errstate(invalid="ignore"):
-        dist = np.sqrt(np.einsum("nd,de,ne->n", delta, inv_cov, delta))
-    bad = np.isnan(dist)
-    if bad.any():
-        dist[bad] = np.linalg.norm(delta[bad], axis=1)
-    return dist
+    """Return (N,) sqrt((x - mean)^T inv_cov (x - mean)) per row in float64; NaN results (negative or undefined
+    forms) fall back to the Euclidean distance ||x - mean|| (released behaviour). Computed by
+    :func:`mahalanobis_torch` (the detector's own code)."""
+    x64 = torch.from_numpy(np.atleast_2d(np.asarray(x, dtype=np.float64)))
+    mean64 = torch.from_numpy(np.asarray(mean, dtype=np.float64))
+    inv64 = torch.from_numpy(np.asarray(inv_cov, dtype=np.float64))
+    return mahalanobis_torch(x64, mean64, inv64).numpy()
 
 
 class TrimmedNormalizer:

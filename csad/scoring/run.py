@@ -1,59 +1,34 @@
-"""The ``score`` stage's work: run both branches on validation/good and the test set, fuse, write maps and metrics.
+"""The ``score`` stage's work: the deployed detector (``models/<category>/detector.pt``) on validation/good and the
+test set; maps, segmentations, scores, verdicts and metrics.
 
-Per branch the raw image scores are trimmed z-normalised with the branch's validation/good scores (method.md 6),
-then summed with the weights of params ``score.weights`` (the paper: 1 and 1). The LGST map (sum of the normalised
-local and global maps) is written at the original image resolution in the official MVTec LOCO layout, so
-``csad evaluate`` can reread it.
+The detector (:class:`csad.detector.model.CsadDetector`) holds the fusion statistics and the decision threshold
+fitted on validation/good by the ``detector`` stage, so the numbers evaluated here are the deployed model's. The
+LGST map is written at the original image resolution in the official MVTec LOCO layout, so ``csad evaluate`` can
+reread it. Verdict metrics: false-reject rate (good test images called anomalous) and false-accept rate (anomalous
+test images called good) at the stored threshold.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
-from csad.data.loco import ANOMALY_TYPES, ImageRecord, LocoCategory, read_image
+from csad.data.loco import ANOMALY_TYPES, LocoCategory
+from csad.detector.model import BRANCHES, CsadDetector
+from csad.detector.predict import TorchRunner, iter_predictions
 from csad.eval.auroc import image_auroc
 from csad.eval.evaluate import evaluate_maps
 from csad.eval.maps import anomaly_map_path, write_anomaly_map
 from csad.io import REASON_SUFFIX, atomic_dir, round_metrics, set_undefined
-from csad.lgst.train import lgst_scores, load_lgst, upsample_map
-from csad.models.segmenter import predict_labels
 from csad.pseudo.store import write_map
-from csad.scoring.patch_hist import TrimmedNormalizer
-from csad.seg.run import load_segmenter
 
 log = logging.getLogger(__name__)
-
-BRANCHES = ("patch_hist", "lgst")
-
-
-def fuse_scores(
-    raw: Mapping[str, np.ndarray], is_val: np.ndarray, weights: Mapping[str, float], lower: float, upper: float
-) -> dict[str, np.ndarray]:
-    """Return the normalised branch scores (``<branch>_norm``) and their weighted sum (``fused``).
-
-    Each branch is trimmed z-normalised with the statistics of its validation rows (``is_val``).
-
-    >>> raw = {"a": np.array([0.0, 1.0, 2.0, 3.0, 4.0, 10.0])}
-    >>> out = fuse_scores(raw, np.array([1, 1, 1, 1, 1, 0], bool), {"a": 2.0}, 0.2, 0.8)
-    >>> out["a_norm"].round(3).tolist(), out["fused"][-1].round(3)
-    ([-2.449, -1.225, 0.0, 1.225, 2.449, 9.798], np.float64(19.596))
-    """
-    out: dict[str, np.ndarray] = {}
-    fused = np.zeros(len(is_val), dtype=np.float64)
-    for name, scores in raw.items():
-        norm = TrimmedNormalizer(lower, upper).fit(np.asarray(scores)[is_val]).transform(np.asarray(scores))
-        out[f"{name}_norm"] = norm
-        fused += float(weights.get(name, 1.0)) * norm
-    out["fused"] = fused
-    return out
 
 
 def category_metrics(table: pd.DataFrame, official: Mapping[str, Any]) -> dict[str, Any]:
@@ -90,59 +65,113 @@ def category_metrics(table: pd.DataFrame, official: Mapping[str, Any]) -> dict[s
     return metrics
 
 
+def verdict_metrics(table: pd.DataFrame, threshold: float) -> dict[str, Any]:
+    """Return the verdict metrics at ``threshold`` on the test rows of ``table`` (columns split, type, fused).
+
+    ``false_reject_rate``: share of test/good images scored above the threshold; ``false_accept_rate.<type>``:
+    share of anomalous images (per type and ``all``) at or below it; ``validation_false_reject_rate`` on the
+    validation rows. An undefined rate (no image of that kind) is ``None`` with a ``_reason``.
+
+    >>> t = pd.DataFrame({"split": ["validation", "test", "test", "test"], "type": ["good", "good",
+    ...     "logical_anomalies", "structural_anomalies"], "fused": [0.0, 2.0, 3.0, 0.5]})
+    >>> m = verdict_metrics(t, 1.0)
+    >>> m["false_reject_rate"], m["false_accept_rate"]["logical_anomalies"], m["false_accept_rate"]["all"]
+    (1.0, 0.0, 0.5)
+    """
+    out: dict[str, Any] = {"threshold": round(float(threshold), 4)}
+    anomalous = table["fused"].to_numpy(dtype=np.float64) > threshold
+
+    def rate(mask: np.ndarray, flagged: bool, where: dict[str, Any], key: str, what: str) -> None:
+        if not mask.any():
+            set_undefined(where, key, f"no {what}")
+        else:
+            where[key] = round(float((anomalous[mask] == flagged).mean()), 4)
+
+    split = table["split"].to_numpy()
+    type_ = table["type"].to_numpy()
+    rate((split == "validation") & (type_ == "good"), True, out, "validation_false_reject_rate", "validation image")
+    rate((split == "test") & (type_ == "good"), True, out, "false_reject_rate", "test/good image")
+    far: dict[str, Any] = {}
+    for kind in ANOMALY_TYPES:
+        rate((split == "test") & (type_ == kind), False, far, kind, f"test/{kind} image")
+    rate((split == "test") & (type_ != "good"), False, far, "all", "anomalous test image")
+    out["false_accept_rate"] = far
+    return out
+
+
 def score_category(
     category: LocoCategory,
-    segmenter_path: Path,
-    lgst_path: Path,
+    detector_path: Path,
     cfg: Mapping[str, Any],
     device: str,
     out_dir: Path,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Score validation/good and every test image of ``category``; write ``out_dir`` (scores.parquet,
-    ``maps/<category>/test/<type>/<stem>.tiff``, ``segmentation/<split>/<type>/<stem>.png``); return the table
-    and the metrics (image AUROC per branch and fused, AU-sPRO of the maps)."""
-    segmenter, patch_hist, seg_size = load_segmenter(segmenter_path, device=device)
-    lgst, normalizer, lgst_cfg = load_lgst(lgst_path, device)
+    """Score validation/good and every test image of ``category`` with the detector at ``detector_path``.
+
+    Writes ``out_dir``: ``scores.parquet`` (key, split, type, label, raw and normalised branch scores, fused score,
+    verdict), ``maps/<category>/test/<type>/<stem>.tiff`` (anomaly maps at the original resolution) and
+    ``segmentation/<split>/<type>/<stem>.png`` (component labels at the original resolution). Returns the table and
+    the metrics (image AUROC per branch and fused, AU-sPRO of the maps, verdict rates). A category without test
+    images gets its validation rows and metrics that say there is nothing to evaluate.
+
+    Raises:
+        CheckpointError: the detector is missing or unusable.
+    """
+    detector = CsadDetector.load(detector_path, device)
     records = category.split("validation") + category.split("test")
     rows: list[dict[str, Any]] = []
-    batch = int(cfg["batch_size"])
     start = time.perf_counter()
     with atomic_dir(out_dir) as tmp:
-        for i in tqdm(range(0, len(records), batch), desc=f"score {category.name}", unit="batch"):
-            chunk: Sequence[ImageRecord] = records[i : i + batch]
-            images = [read_image(r.path) for r in chunk]
-            seg_maps = np.stack(predict_labels(segmenter, images, seg_size, batch_size=batch, device=device))
-            ph = patch_hist.score(seg_maps)
-            lg, maps = lgst_scores(lgst, normalizer, images, batch_size=batch)
-            for rec, image, seg, p, s, m in zip(chunk, images, seg_maps, ph, lg, maps, strict=True):
-                write_map(tmp / "segmentation" / rec.split / rec.type / f"{rec.stem}.png", seg)
-                if rec.split == "test":
-                    full = upsample_map(m, (image.shape[0], image.shape[1]))
-                    write_anomaly_map(anomaly_map_path(tmp / "maps", category.name, rec.type, rec.stem), full)
-                rows.append(
-                    {
-                        "key": rec.key,
-                        "split": rec.split,
-                        "type": rec.type,
-                        "label": rec.label,
-                        "patch_hist": float(p),
-                        "lgst": float(s),
-                    }
-                )
-        table = pd.DataFrame(rows)
-        is_val = (table["split"] == "validation").to_numpy()
-        fused = fuse_scores(
-            {b: table[b].to_numpy() for b in BRANCHES}, is_val, cfg["weights"], cfg["lower"], cfg["upper"]
+        predictions = iter_predictions(
+            TorchRunner(detector), [r.path for r in records], int(cfg["batch_size"]), progress=True, total=len(records)
         )
-        for name, values in fused.items():
-            table[name] = values
+        for rec, pred in zip(records, predictions, strict=True):
+            if pred.error is not None:
+                raise RuntimeError(f"{rec.path}: {pred.error}")  # the dataset reader already accepted it
+            assert pred.segmentation is not None and pred.anomaly_map is not None
+            write_map(tmp / "segmentation" / rec.split / rec.type / f"{rec.stem}.png", pred.segmentation)
+            if rec.split == "test":
+                write_anomaly_map(anomaly_map_path(tmp / "maps", category.name, rec.type, rec.stem), pred.anomaly_map)
+            rows.append(
+                {
+                    "key": rec.key,
+                    "split": rec.split,
+                    "type": rec.type,
+                    "label": rec.label,
+                    "patch_hist": pred.patch_hist_raw,
+                    "lgst": pred.lgst_raw,
+                    "patch_hist_norm": pred.patch_hist,
+                    "lgst_norm": pred.lgst,
+                    "fused": pred.score,
+                    "verdict": pred.verdict,
+                }
+            )
+        table = pd.DataFrame(rows)
         table.to_parquet(tmp / "scores.parquet", index=False)
         seconds = time.perf_counter() - start
         test = table[table["split"] == "test"]
-        official = evaluate_maps(category.root.parent, category.name, tmp / "maps", progress=False)
-        metrics = category_metrics(table, official)
-        metrics["images"] = {"validation": int(is_val.sum()), "test": len(test)}
+        if len(test):
+            official = evaluate_maps(category.root.parent, category.name, tmp / "maps", progress=False)
+            metrics = category_metrics(table, official)
+        else:
+            metrics = no_test_metrics(category.name)
+        metrics["verdict"] = verdict_metrics(table, float(detector.threshold))
+        metrics["images"] = {"validation": int((table["split"] == "validation").sum()), "test": len(test)}
         metrics["seconds"] = round(seconds, 2)
         metrics["seconds_per_image"] = round(seconds / max(1, len(table)), 4)
-        metrics["lgst_image_size"] = lgst_cfg.image_size
+        metrics["detector"] = {"image_size": detector.image_size, "shared_backbone": detector.config.shared_backbone}
     return table, metrics
+
+
+def no_test_metrics(category: str) -> dict[str, Any]:
+    """Return the metrics of a category without test images: every value ``None`` with a reason."""
+    reason = f"{category} has no test images (test/): nothing to evaluate"
+    metrics: dict[str, Any] = {"image_auroc": {}, "au_spro": {}, "au_spro_0.05": {}, "map_max_auroc": {}}
+    for name in ("fused", *BRANCHES):
+        metrics["image_auroc"][name] = {}
+        for kind in ("logical", "structural", "mean"):
+            set_undefined(metrics["image_auroc"][name], kind, reason)
+    for key in ("au_spro", "au_spro_0.05", "map_max_auroc"):
+        for type_ in (*ANOMALY_TYPES, "mean"):
+            set_undefined(metrics[key], type_, reason)
+    return metrics

@@ -2,7 +2,8 @@
 and measure segmentation quality against ``component_gt`` where the dataset has it (synthetic benchmark only).
 
 The checkpoint (``segmenter.pt``) is one dict saved with ``torch.save`` and loaded with ``weights_only=True``:
-``{"segmenter": {"config", "state_dict"}, "patch_hist": {name: tensor}, "image_size": int, "train_config": dict}``.
+``{"segmenter": {"config", "state_dict"}, "patch_hist": {name: tensor}, "image_size": int, "train_config": dict}``,
+read back by :func:`csad.seg.checkpoint.load_segmenter`.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ import pandas as pd
 
 from csad.data.loco import LocoCategory, read_image
 from csad.errors import CsadError
-from csad.io import load_checkpoint, numpy_to_tensors, read_json, read_label_png, save_checkpoint, tensors_to_numpy
+from csad.io import numpy_to_tensors, read_json, read_label_png, save_checkpoint
 from csad.models.segmenter import ComponentSegmenter, predict_labels
 from csad.params import build_with_kwargs
 from csad.pseudo.report import component_gt_dir
 from csad.pseudo.score import hungarian_miou
 from csad.pseudo.store import read_map, read_mask
 from csad.scoring.patch_hist import PatchHistogramScorer
+from csad.seg.checkpoint import load_segmenter as load_segmenter  # re-exported: its old home
 from csad.seg.train import BackboneSpec, SegTrainConfig, train_segmenter
 
 log = logging.getLogger(__name__)
@@ -98,19 +100,6 @@ def train_category_segmenter(
         "train_seconds": round(train_seconds, 2),
         "patch_hist_fit_seconds": round(fit_seconds, 2),
     }
-
-
-def load_segmenter(
-    path: Path, weights: str | None = None, device: str = "cpu"
-) -> tuple[ComponentSegmenter, PatchHistogramScorer, int]:
-    """Return (segmenter, fitted Patch Histogram scorer, input image size) from a ``segmenter.pt`` checkpoint.
-
-    ``weights`` overrides the backbone weights recorded at training (e.g. a path valid on this machine).
-    """
-    ckpt = load_checkpoint(path, "train_seg")
-    model = ComponentSegmenter.from_checkpoint(ckpt["segmenter"], weights=weights).to(device).eval()
-    scorer = PatchHistogramScorer.from_state(tensors_to_numpy(ckpt["patch_hist"]))
-    return model, scorer, int(ckpt["image_size"])
 
 
 def segmentation_quality(

@@ -1,0 +1,86 @@
+"""LGST checkpoints (method.md 5.4 and 5.5): the trained model, its map normaliser and its config in one file.
+
+:func:`save_lgst` writes one dict of tensors and JSON strings (format :data:`CHECKPOINT_FORMAT`, no pickled
+modules); :func:`load_lgst` rebuilds the model from it and checks the backbone against the stored fingerprint.
+Nothing here imports the training code.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, fields
+from pathlib import Path
+
+import torch
+
+from csad.errors import CheckpointError
+from csad.io import atomic_path
+from csad.lgst.config import LgstConfig
+from csad.lgst.maps import MapNormalizer
+from csad.models.lgst import BackboneSpec, LgstModel, build_lgst_model
+from csad.runtime import resolve_device
+
+#: Checkpoint format tag.
+CHECKPOINT_FORMAT = "csad-lgst-1"
+
+
+def save_lgst(path: Path | str, model: LgstModel, normalizer: MapNormalizer, config: LgstConfig) -> None:
+    """Write the LGST checkpoint ``path`` atomically: one dict of tensors and JSON strings (no pickled modules).
+
+    Holds the config, the backbone spec, every non-backbone tensor of the model (teacher projection weight AND
+    bias, teacher mean/std, student, AE), the map normaliser and a fingerprint of the backbone weights.
+    """
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "config": json.dumps(config.to_dict()),
+        "backbone": json.dumps(asdict(model.spec)),
+        "state": {k: v.detach().cpu().clone() for k, v in model.lgst_state().items()},
+        "normalizer": normalizer.to_tensor(),
+        "backbone_fingerprint": model.backbone_fingerprint(),
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_lgst(path: Path | str, device: str = "cpu") -> tuple[LgstModel, MapNormalizer, LgstConfig]:
+    """Return (model in eval mode on ``device``, normaliser, config) from the checkpoint written by
+    :func:`save_lgst`; the backbone is rebuilt from the stored spec and checked against the fingerprint.
+
+    Raises:
+        CheckpointError: the file is missing, unreadable, of another format, or the rebuilt backbone differs
+            from the one the model was trained with.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"LGST checkpoint {path} not found; run the train_lgst stage first")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise CheckpointError(f"cannot read LGST checkpoint {path}: {type(err).__name__}: {err}") from err
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} is not an LGST checkpoint ({CHECKPOINT_FORMAT}); retrain LGST")
+    known = {f.name for f in fields(LgstConfig)}
+    config = LgstConfig(**{k: v for k, v in json.loads(payload["config"]).items() if k in known})
+    spec = BackboneSpec(**json.loads(payload["backbone"]))
+    model = build_lgst_model(
+        spec,
+        config.image_size,
+        config.feat_size,
+        config.channels,
+        config.student_widths,
+        config.ae_base_dim,
+        config.seed,
+    )
+    try:
+        model.load_lgst_state(payload["state"])
+    except RuntimeError as err:
+        raise CheckpointError(f"LGST checkpoint {path} does not fit its config: {err}") from err
+    stored = payload["backbone_fingerprint"]
+    current = model.backbone_fingerprint()
+    if stored.shape != current.shape or not torch.allclose(stored, current, rtol=1e-6, atol=1e-6):
+        raise CheckpointError(
+            f"LGST checkpoint {path}: the backbone {spec.name} ({spec.param} = {spec.weights}) is not the one it "
+            "was trained with; restore those weights or retrain LGST"
+        )
+    model.to(resolve_device(device)).eval()
+    return model, MapNormalizer.from_tensor(payload["normalizer"]), config
