@@ -203,7 +203,7 @@ def test_predict_any_size_and_bad_items(built, tmp_path: Path) -> None:
     assert "broken.png" in preds[1].source and preds[1].error
     # the same image alone or in a batch gives the same score (resized as in training, then batched)
     alone = det.predict([big])[0]
-    assert alone.score == pytest.approx(first.score, abs=1e-6)
+    assert alone.score == pytest.approx(first.score, abs=1e-4)
 
 
 def test_overlay_picture(built) -> None:

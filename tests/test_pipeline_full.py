@@ -170,7 +170,7 @@ def test_detector_is_what_score_evaluated_and_predict_uses_it(project: Path, tmp
     }
     for path, score in zip(scored["path"], scored["score"], strict=True):
         p = Path(path)
-        assert score == pytest.approx(by_stem[(p.parent.name, p.stem)], abs=1e-6)
+        assert score == pytest.approx(by_stem[(p.parent.name, p.stem)], abs=1e-4)  # other batches: float rounding
     onnx = tmp_path / "detector.onnx"
     assert csad_main(["export", "--model", str(model), "--out", str(onnx)]) == 0
     out2 = tmp_path / "pred_onnx"
