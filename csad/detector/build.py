@@ -116,14 +116,7 @@ def assemble_detector(
     with torch.no_grad():
         det.teacher_mean.copy_(lgst.teacher_mean)
         det.teacher_std.copy_(lgst.teacher_std)
-        det.map_norm.copy_(
-            torch.tensor(
-                [
-                    [normalizer.local_a, safe_spread(normalizer.local_b - normalizer.local_a)],
-                    [normalizer.global_a, safe_spread(normalizer.global_b - normalizer.global_a)],
-                ]
-            )
-        )
+        det.map_norm.copy_(torch.tensor(normalizer.shifts_and_spreads()))
         for i, grid in enumerate(patch_hist.grids):
             key = grid_key(grid)
             getattr(det, f"ph_mean_{key}").copy_(torch.from_numpy(patch_hist.means[grid]))

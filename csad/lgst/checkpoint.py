@@ -17,7 +17,7 @@ from csad.errors import CheckpointError
 from csad.io import atomic_path
 from csad.lgst.config import LgstConfig
 from csad.lgst.maps import MapNormalizer
-from csad.models.lgst import BackboneSpec, LgstModel, build_lgst_model
+from csad.models.lgst import BackboneSpec, LgstModel
 from csad.runtime import resolve_device
 
 #: Checkpoint format tag.
@@ -62,15 +62,7 @@ def load_lgst(path: Path | str, device: str = "cpu") -> tuple[LgstModel, MapNorm
     known = {f.name for f in fields(LgstConfig)}
     config = LgstConfig(**{k: v for k, v in json.loads(payload["config"]).items() if k in known})
     spec = BackboneSpec(**json.loads(payload["backbone"]))
-    model = build_lgst_model(
-        spec,
-        config.image_size,
-        config.feat_size,
-        config.channels,
-        config.student_widths,
-        config.ae_base_dim,
-        config.seed,
-    )
+    model = config.build_model(spec)
     try:
         model.load_lgst_state(payload["state"])
     except RuntimeError as err:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from csad.models.lgst import BackboneSpec
+from csad.models.lgst import BackboneSpec, LgstModel, build_lgst_model
 from csad.params import build_with_kwargs
 
 #: torch.quantile refuses inputs with more elements than this.
@@ -79,6 +79,13 @@ class LgstConfig:
         out = asdict(self)
         out["student_widths"] = list(self.student_widths)
         return out
+
+    def build_model(self, spec: BackboneSpec) -> LgstModel:
+        """Return a fresh :class:`LgstModel` of this config's sizes (on CPU) with the frozen backbone of ``spec``;
+        the projection and the networks are drawn from ``seed`` (:func:`csad.models.lgst.build_lgst_model`)."""
+        return build_lgst_model(
+            spec, self.image_size, self.feat_size, self.channels, self.student_widths, self.ae_base_dim, self.seed
+        )
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], param: str = "lgst") -> LgstConfig:

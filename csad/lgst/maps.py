@@ -85,10 +85,6 @@ def compute_maps(
     return torch.cat(local), torch.cat(glob)
 
 
-def _normalize_map(m: torch.Tensor, qa: float, qb: float) -> torch.Tensor:
-    return 0.1 * (m - qa) / safe_spread(qb - qa)
-
-
 @dataclass
 class MapNormalizer:
     """Quantile normalisation of the local and global maps: ``0.1 (M - q_a) / (q_b - q_a)`` per map type, with
@@ -135,12 +131,18 @@ class MapNormalizer:
         ga, gb = (float(subsample_quantile(global_maps, q, max_elements, gen)) for q in (qa, qb))
         return cls(la, lb, ga, gb, qa, qb)
 
+    def shifts_and_spreads(self) -> tuple[tuple[float, float], tuple[float, float]]:
+        """Return ``((q_a, spread), (q_a, spread))`` of the local and global maps, spread = q_b - q_a, or 1 when
+        that is at most 1e-3 (:func:`csad.normalize.safe_spread`); a map normalises to ``0.1 (M - q_a) / spread``."""
+        return (
+            (self.local_a, safe_spread(self.local_b - self.local_a)),
+            (self.global_a, safe_spread(self.global_b - self.global_a)),
+        )
+
     def normalize(self, local: torch.Tensor, global_: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return the normalised (local, global) maps."""
-        return (
-            _normalize_map(local, self.local_a, self.local_b),
-            _normalize_map(global_, self.global_a, self.global_b),
-        )
+        (la, ls), (ga, gs) = self.shifts_and_spreads()
+        return 0.1 * (local - la) / ls, 0.1 * (global_ - ga) / gs
 
     def combine(self, local: torch.Tensor, global_: torch.Tensor) -> torch.Tensor:
         """Return the sum of the normalised local and global maps (equal weights, as released)."""

@@ -28,7 +28,7 @@ from csad.errors import CsadError
 from csad.lgst.config import LgstConfig
 from csad.lgst.data import PenaltyImages, _batch_indices, color_jitter, prepare_images
 from csad.lgst.losses import LOSS_NAMES, LgstBatch, lgst_losses, teacher_statistics
-from csad.models.lgst import BackboneSpec, LgstModel, build_lgst_model
+from csad.models.lgst import BackboneSpec, LgstModel
 from csad.runtime import resolve_device
 
 log = logging.getLogger(__name__)
@@ -92,15 +92,7 @@ def train_lgst(
     )
     with _torch_threads(config.num_threads), torch.random.fork_rng(devices=rng_devices):
         torch.manual_seed(config.seed)
-        model = build_lgst_model(
-            backbone,
-            config.image_size,
-            config.feat_size,
-            config.channels,
-            config.student_widths,
-            config.ae_base_dim,
-            config.seed,
-        ).to(device)
+        model = config.build_model(backbone).to(device)
         targets = _teacher_targets(model, x01, config.feature_batch_size)
         mean, std = teacher_statistics(targets)
         model.set_teacher_statistics(mean, std)  # a constant channel is only shifted
