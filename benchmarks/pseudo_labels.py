@@ -1,18 +1,24 @@
-"""Benchmark: pseudo-label quality for alternative settings of the last three pseudo-label stages.
+"""Benchmark: pseudo-label quality for alternative settings of the pseudo-label stages.
 
     python benchmarks/pseudo_labels.py --profile baseline \\
         --profile lite0-cnn --set features.descriptors='[cnn]' --set features.backbone=tf_efficientnet_lite0 \\
             --set features.weights=bundled --set features.n_rotations=12 \\
-        [--categories pushpins screw_bag] [--no-overrides] [--out metrics/benchmarks/pseudo_labels.json]
+        [--categories pushpins screw_bag] [--no-overrides] [--from-ground] [--out metrics/benchmarks/pseudo_labels.json]
+
+    # the grounding backends side by side (README "Pseudo-labels"), from the ground stage on:
+    python benchmarks/pseudo_labels.py --from-ground --no-overrides --out metrics/benchmarks/ground_backends.json \\
+        --profile pretrained --set ground.backend=pretrained --profile classical --set ground.backend=classical
 
 Each ``--profile NAME`` starts a profile; the ``--set KEY=VALUE`` options after it (up to the next ``--profile``)
-change its params: KEY is a dotted path inside ``params.yaml`` in the sections ``features``, ``cluster``, ``filter``
-or ``runtime`` (``features.block_weights.cnn=3``, ``cluster.bandwidth=2.5``, ``filter.largest_only=false``,
-``cluster.overrides.screw_bag.bandwidth=1.2``) and VALUE is parsed as YAML (``[cnn, color]``, ``1.5``, ``bundled``,
+change its params: KEY is a dotted path inside ``params.yaml`` in the sections ``ground``, ``refine``, ``features``,
+``cluster``, ``filter`` or ``runtime`` (``features.block_weights.cnn=3``, ``cluster.bandwidth=2.5``,
+``filter.largest_only=false``, ``cluster.overrides.screw_bag.bandwidth=1.2``) and VALUE is parsed as YAML
+(``[cnn, color]``, ``1.5``, ``bundled``,
 ``{cnn: 2.0}``). A profile without ``--set`` measures ``params.yaml`` as it is.
 
-Per-category overrides: ``--no-overrides`` (global) drops the ``overrides:`` of the ``features``, ``cluster`` and
-``filter`` sections in every profile, so that one global setting is measured on every category. Per profile,
+Per-category overrides: ``--no-overrides`` (global) drops the ``overrides:`` of the ``ground``, ``refine``,
+``features``, ``cluster`` and ``filter`` sections in every profile, so that one global setting is measured on every
+category. Per profile,
 ``--set overrides=off`` drops them for that profile only and ``--set overrides=on`` keeps them despite
 ``--no-overrides``; ``--set cluster.overrides={}`` drops one section's. Overrides are dropped before the profile's
 other ``--set`` are applied, which may thus add new per-category values. The changed params are checked against the
@@ -20,7 +26,9 @@ params schema (an unknown key fails at once), then resolved per category exactly
 
 For each profile and category the ``features``, ``cluster`` and ``filter`` steps (``csad.pseudo.steps``) are rerun
 into a temporary folder from the outputs of the ``refine`` stage (``data/refined/<category>/``, never written) and
-the dataset (``dataset.root``); the DVC outputs are not touched. Reported per category: the metrics that
+the dataset (``dataset.root``); with ``--from-ground`` the ``ground`` and ``refine`` steps run first, on the
+outputs of the ``propose`` stage (``data/proposals/<category>/``). The DVC outputs are not touched. Reported per
+category: the metrics that
 ``stages/filter.py`` writes to ``metrics/<category>/pseudo_labels.json`` (``miou``: Hungarian mIoU of the labelled
 images against the synthetic ``component_gt``, ``num_classes``, ``labeled_images``, ...), plus the number of
 components, the feature dimension, the clusters kept and the seconds of each step (``features_seconds`` is the
@@ -54,13 +62,14 @@ from csad.data.loco import LocoCategory
 from csad.errors import CsadError, ParamsError
 from csad.io import read_json, write_json
 from csad.params import OVERRIDES, SCHEMA, check, load_params, resolve
+from csad.pseudo.backends import build_ground_backend
 from csad.pseudo.report import pseudo_label_quality
-from csad.pseudo.steps import run_cluster, run_features, run_filter
+from csad.pseudo.steps import run_cluster, run_features, run_filter, run_grounding, run_refine
 from csad.stage import select_device
 
 #: The sections a profile's ``--set`` may change, and those whose per-category overrides ``overrides=off`` drops.
-SETTABLE = ("features", "cluster", "filter", "runtime")
-STEPS = ("features", "cluster", "filter")
+SETTABLE = ("ground", "refine", "features", "cluster", "filter", "runtime")
+STEPS = ("ground", "refine", "features", "cluster", "filter")
 
 
 class _StartProfile(argparse.Action):
@@ -129,17 +138,41 @@ def _mean(values: Sequence[float]) -> float | None:
     return round(float(np.mean(values)), 4) if values else None
 
 
-def run_category(params: dict[str, Any], name: str, device: str, refined_root: Path, tmp_root: Path) -> dict[str, Any]:
-    """Rerun features -> cluster -> filter of category ``name`` under ``tmp_root``; return its figures (or, on a
-    :class:`CsadError`, the error and the figures of the steps that finished)."""
-    refined = refined_root / name
-    if not (refined / "instances").is_dir():
-        return {"error": f"{refined}/instances is missing: run the refine stage (dvc repro refine@{name})"}
+def run_category(
+    params: dict[str, Any],
+    name: str,
+    device: str,
+    refined_root: Path,
+    tmp_root: Path,
+    proposals_root: Path | None = None,
+) -> dict[str, Any]:
+    """Rerun features -> cluster -> filter of category ``name`` under ``tmp_root`` (with ``proposals_root``: ground
+    and refine first, from the proposals there); return its figures (or, on a :class:`CsadError`, the error and
+    the figures of the steps that finished)."""
     category = LocoCategory.open(params["dataset"]["root"], name)
     records = category.split("train")
     cfg = {step: resolve(params[step], name) for step in STEPS}
-    comp, clus, out = tmp_root / "components", tmp_root / "clusters", tmp_root / "pseudo_labels"
     row: dict[str, Any] = {}
+    refined = refined_root / name
+    if proposals_root is not None:
+        proposals = proposals_root / name
+        if not (proposals / "instances").is_dir():
+            return {"error": f"{proposals}/instances is missing: run the propose stage (dvc repro propose@{name})"}
+        tags = Path("data/tags") / f"{name}.json"
+        prompt = read_json(tags)["prompt"] if tags.is_file() else ""
+        start = time.perf_counter()
+        try:
+            grounding = run_grounding(
+                records, build_ground_backend(cfg["ground"], device), prompt, tmp_root / "grounding"
+            )
+            refined = tmp_root / "refined"
+            run_refine(records, tmp_root / "grounding", proposals, cfg["refine"], refined)
+        except CsadError as err:
+            return {"error": f"ground/refine: {err}"}
+        row.update(ground_seconds=round(time.perf_counter() - start, 3), ground_fit=grounding.get("fit"))
+    elif not (refined / "instances").is_dir():
+        return {"error": f"{refined}/instances is missing: run the refine stage (dvc repro refine@{name})"}
+    comp, clus, out = tmp_root / "components", tmp_root / "clusters", tmp_root / "pseudo_labels"
     step = "features"
     try:
         start = time.perf_counter()
@@ -154,7 +187,11 @@ def run_category(params: dict[str, Any], name: str, device: str, refined_root: P
         step = "cluster"
         start = time.perf_counter()
         clusters = run_cluster(comp, refined, cfg["cluster"], len(records), clus)
-        row.update(clusters_kept=clusters["clusters_kept"], cluster_seconds=round(time.perf_counter() - start, 3))
+        row.update(
+            clusters_kept=clusters["clusters_kept"],
+            bandwidth=clusters["bandwidth"],
+            cluster_seconds=round(time.perf_counter() - start, 3),
+        )
         step = "filter"
         start = time.perf_counter()
         summary = run_filter(records, comp, clus, cfg["filter"], out)
@@ -168,6 +205,7 @@ def run_category(params: dict[str, Any], name: str, device: str, refined_root: P
         "num_classes": summary["classes"],
         "labeled_images": summary["labeled_images"],
         "train_images": summary["images"],
+        **summary["consistency"],
         **pseudo_label_quality(category, out / "labels", labeled_keys, summary["classes"]),
     }
     return {**metrics, **row}
@@ -212,6 +250,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-overrides", action="store_true", help="drop features/cluster/filter overrides")
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--refined", default="data/refined", help="outputs of the refine stage (read only)")
+    parser.add_argument(
+        "--from-ground",
+        action="store_true",
+        help="rerun ground and refine too (on the proposals of data/proposals), so ground.* can be compared",
+    )
     parser.add_argument("--out", default="metrics/benchmarks/pseudo_labels.json")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -232,7 +275,14 @@ def main(argv: list[str] | None = None) -> None:
         per_cat: dict[str, dict[str, Any]] = {}
         for category in categories:
             with tempfile.TemporaryDirectory(prefix="csad-pseudo-bench-") as tmp:
-                per_cat[category] = run_category(tree, category, device, Path(args.refined), Path(tmp))
+                per_cat[category] = run_category(
+                    tree,
+                    category,
+                    device,
+                    Path(args.refined),
+                    Path(tmp),
+                    Path("data/proposals") if args.from_ground else None,
+                )
             print(_line(name, category, per_cat[category]), flush=True)
         mean = summarize(per_cat)
         miou = _text(mean["miou"], ".4f")
@@ -247,11 +297,38 @@ def main(argv: list[str] | None = None) -> None:
             "overrides": "dropped" if dropped else "kept",
             "params_file": args.params,
             "device": device,
+            "from_ground": bool(args.from_ground),
             "settings": {s: tree[s] for s in (*STEPS, "runtime")},
             "mean": mean,
             "per_category": per_cat,
         }
         write_json(out, dict(sorted(results.items())))
+    print(markdown_table(results, [p["name"] for p, _, _ in profiles], categories))
+
+
+def markdown_table(results: dict[str, Any], profiles: Sequence[str], categories: Sequence[str]) -> str:
+    """Return a markdown table, one row per category, with each profile's pseudo-label mIoU, share of the train
+    images in the largest HDBSCAN histogram cluster and lowest class presence rate (README "Pseudo-labels")."""
+    head = "| category | " + " | ".join(
+        f"{p} mIoU | {p} largest cluster share | {p} lowest class presence" for p in profiles
+    )
+    lines = [head + " |", "|---" * (1 + 3 * len(profiles)) + "|"]
+    for category in [*categories, "mean"]:
+        cells = []
+        for p in profiles:
+            if category == "mean":
+                rows = [results[p]["per_category"].get(c, {}) for c in categories]
+                vals = [
+                    _mean([float(r[k]) for r in rows if r.get(k) is not None])
+                    for k in ("miou", "largest_cluster_share", "min_class_presence")
+                ]
+            else:
+                r = results[p]["per_category"].get(category, {})
+                vals = [r.get(k) for k in ("miou", "largest_cluster_share", "min_class_presence")]
+            cells += ["n/a" if v is None else f"{float(v):.3f}" for v in vals]
+        name = "**mean**" if category == "mean" else category
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

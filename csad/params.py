@@ -53,7 +53,7 @@ SCHEMA: Schema = {
         "tags": dict,
         "ram": {"checkpoint": OptStr, "image_size": int, "min_frequency": float, "exclude": list, "extra": list},
     },
-    "ground": {"backend": str, "classical": dict, "grounded_sam": dict, OVERRIDES: OVERRIDES},
+    "ground": {"backend": str, "pretrained": dict, "classical": dict, "grounded_sam": dict, OVERRIDES: OVERRIDES},
     "propose": {"backend": str, "classical": dict, "sam": dict, OVERRIDES: OVERRIDES},
     "refine": {
         "mode": str,
@@ -83,7 +83,8 @@ SCHEMA: Schema = {
     "cluster": {
         "proj_dim": int,
         "seed": int,
-        "bandwidth": float,
+        "bandwidth": (float, int, str),
+        "bandwidth_quantile": float,
         "alpha": float,
         "n_jobs": int,
         OVERRIDES: OVERRIDES,

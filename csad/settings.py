@@ -47,7 +47,7 @@ DEVICE_STAGES: frozenset[str] = frozenset({"train_seg", "train_lgst", "detector"
 #: Stages that run a network only with some settings: stage -> (key, values that need a device).
 DEVICE_WHEN: dict[str, tuple[str, tuple[str, ...]]] = {
     "tag": ("backend", ("ram",)),
-    "ground": ("backend", ("grounded_sam",)),
+    "ground": ("backend", ("grounded_sam", "pretrained")),
     "propose": ("backend", ("sam",)),
     "features": ("descriptors", ("cnn",)),
 }
@@ -55,7 +55,7 @@ DEVICE_WHEN: dict[str, tuple[str, tuple[str, ...]]] = {
 #: Sections whose ``backend`` key selects one sub-section; the others are not read.
 BACKENDS: dict[str, dict[str, str]] = {
     "tag": {"params": "tags", "ram": "ram"},
-    "ground": {"classical": "classical", "grounded_sam": "grounded_sam"},
+    "ground": {"classical": "classical", "grounded_sam": "grounded_sam", "pretrained": "pretrained"},
     "propose": {"classical": "classical", "sam": "sam"},
 }
 

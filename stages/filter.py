@@ -5,7 +5,8 @@
 Class-area histograms per image, HDBSCAN (min cluster size fallback never below 2), the top-ratio closest images
 as the labelled set, classes with a small mean area pruned and the rest remapped to 1..K (params ``filter``).
 Writes ``data/pseudo_labels/<category>/`` (labels/<stem>.png, labeled.parquet, histograms.parquet, classes.json),
-the metric ``metrics/<category>/pseudo_labels.json`` (mIoU against component_gt when the dataset has it) and the
+the metric ``metrics/<category>/pseudo_labels.json`` (consistency across the train images: largest HDBSCAN
+cluster share and per-class presence; mIoU against component_gt when the dataset has it) and the
 plot ``metrics/<category>/pseudo_labels.png``.
 """
 
@@ -36,6 +37,7 @@ def main(argv: list[str] | None = None) -> None:
         "num_classes": summary["classes"],
         "labeled_images": summary["labeled_images"],
         "train_images": summary["images"],
+        **summary["consistency"],
         **pseudo_label_quality(category, out / "labels", labeled_keys, summary["classes"]),
     }
     write_json(Path("metrics") / args.category / "pseudo_labels.json", metrics)

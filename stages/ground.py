@@ -4,7 +4,9 @@
 
 Backend ``grounded_sam``: GroundingDINO boxes for the tag prompt, then SAM box prompts (params
 ``ground.grounded_sam``: config, checkpoint, bert_path, sam_checkpoint, thresholds, background prompt).
-Backend ``classical``: a weight-free foreground/instance segmentation (params ``ground.classical``).
+Backend ``pretrained``: parts by colour and pretrained CNN texture, background learned from the train images
+borders (params ``ground.pretrained``; csad/pseudo/pretrained.py); also writes ``model.npz`` (the fitted model).
+Backend ``classical``: a weight-free foreground/instance segmentation by colour (params ``ground.classical``).
 Writes ``data/grounding/<category>/{instances,background}/<stem>.png``, ``grounding.parquet``, ``summary.json``.
 """
 
@@ -14,7 +16,7 @@ from pathlib import Path
 
 from csad.errors import ParamsError
 from csad.io import read_json
-from csad.params import build_with_kwargs
+from csad.pseudo.backends import build_ground_backend
 from csad.pseudo.steps import run_grounding
 from csad.stage import load_stage, run_stage, write_timing
 
@@ -27,18 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     if not tags_file.is_file():
         raise ParamsError(f"{tags_file} is missing: run the tag stage first (dvc repro tag@{args.category})")
     prompt = read_json(tags_file)["prompt"]
-    if cfg["backend"] == "grounded_sam":
-        from csad.pseudo.grounding import build_grounded_sam
-
-        backend = build_grounded_sam(cfg["grounded_sam"], run.device())
-    elif cfg["backend"] == "classical":
-        from csad.pseudo.classical import ClassicalGrounding
-
-        backend = build_with_kwargs(ClassicalGrounding, cfg["classical"], "ground.classical")
-    else:
-        raise ParamsError(
-            f"{args.params}: ground.backend must be 'grounded_sam' or 'classical', got {cfg['backend']!r}"
-        )
+    backend = build_ground_backend(cfg, run.device(), args.params)
     summary = run_grounding(category.split("train"), backend, prompt, Path("data/grounding") / args.category)
     write_timing(args.category, "ground", summary)
 

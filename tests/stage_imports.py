@@ -59,8 +59,12 @@ def import_closure(script: Path, root: Path = REPO_ROOT) -> set[Path]:
     return {p.relative_to(root) for p in seen}
 
 
-#: Modules a stage imports by name at run time (``importlib``), per stage: ``{item}`` is the foreach category.
-DYNAMIC_IMPORTS: dict[str, tuple[str, ...]] = {"synth": ("csad/data/synth/{item}.py",)}
+#: Modules a stage imports by name at run time (``importlib``), per stage, as globs under the repository root
+#: (``{item}`` is the foreach category). The
+#: synth stage's registry may load any renderer (the photographic categories import their base renderers), so
+#: every synth stage depends on every renderer module: one template for all categories, and an edit to a renderer
+#: reruns the (cheap, deterministic) synth stages, whose unchanged outputs then rerun nothing downstream.
+DYNAMIC_IMPORTS: dict[str, tuple[str, ...]] = {"synth": ("csad/data/synth/*.py",)}
 
 
 def stage_code(stage: str, item: str | None = None, root: Path = REPO_ROOT) -> set[str]:
@@ -68,9 +72,10 @@ def stage_code(stage: str, item: str | None = None, root: Path = REPO_ROOT) -> s
     script = root / "stages" / f"{stage}.py"
     files = {Path("stages") / f"{stage}.py", *import_closure(script, root)}
     for pattern in DYNAMIC_IMPORTS.get(stage, ()):
-        entry = Path(pattern.format(item=item))
-        files.add(entry)
-        files |= import_closure(root / entry, root)
+        for found in sorted(root.glob(pattern.format(item=item))):
+            entry = found.relative_to(root)
+            files.add(entry)
+            files |= import_closure(root / entry, root)
     return {p.as_posix() for p in files}
 
 
@@ -83,7 +88,7 @@ def templated_code(stage: str, items: list[str], root: Path = REPO_ROOT) -> list
     lists = []
     for item in items or [None]:
         files = stage_code(stage, item, root)
-        if item is not None:
+        if item is not None and any("{item}" in p for p in DYNAMIC_IMPORTS.get(stage, ())):
             files = {f.replace(f"/{item}.py", "/${item}.py") for f in files}
         lists.append(sorted(files))
     if any(lst != lists[0] for lst in lists):

@@ -65,9 +65,11 @@ def test_a_number_given_as_a_string_is_one_line_naming_the_key() -> None:
 
 def test_tracked_settings_leave_out_other_categories_speed_knobs_and_unused_backends() -> None:
     params = load_params(REPO_ROOT / "params.yaml")
+    params["ground"]["backend"] = "classical"
     base = tracked_settings(params, "ground", "breakfast_box")
-    params["ground"]["overrides"]["pushpins"]["classical"]["merge_threshold"] = 99.0
+    params["ground"]["overrides"] = {"pushpins": {"classical": {"merge_threshold": 99.0}}}
     params["ground"]["grounded_sam"]["box_threshold"] = 0.99  # backend classical: not read
+    params["ground"]["pretrained"]["merge_threshold"] = 0.5  # not read either
     for dotted in SPEED_ONLY:
         head, *rest = dotted.split(".")
         parent = _get(params, ".".join([head, *rest[:-1]]))
@@ -75,6 +77,10 @@ def test_tracked_settings_leave_out_other_categories_speed_knobs_and_unused_back
     assert tracked_settings(params, "ground", "breakfast_box") == base
     assert tracked_settings(params, "ground", "pushpins")["ground"]["classical"]["merge_threshold"] == 99.0
     assert "grounded_sam" not in base["ground"] and "runtime" not in base  # the classical backend runs no network
+    params["ground"]["backend"] = "pretrained"  # runs a CNN: the device is tracked, the other backends are not
+    pretrained = tracked_settings(params, "ground", "breakfast_box")
+    assert pretrained["runtime"] == {"device": "auto", "deterministic": True}
+    assert set(pretrained["ground"]) == {"backend", "pretrained"}
     lgst = tracked_settings(params, "train_lgst", "pushpins")
     assert "num_threads" not in lgst["lgst"] and lgst["runtime"] == {"device": "auto", "deterministic": True}
 
@@ -97,7 +103,10 @@ def test_dvc_reruns_exactly_the_stages_whose_values_changed(tmp_path: Path) -> N
         return status, ran_stages(dvc("repro", *targets, cwd=project).stdout)
 
     # one category's override: both settings stages rerun (cheap), only that category's ground does
-    status, ran = change(lambda p: p["ground"]["overrides"]["pushpins"]["classical"].update(merge_threshold=8.0))
+    def override(p: dict[str, Any]) -> None:  # of the backend that runs
+        p["ground"]["overrides"] = {"pushpins": {p["ground"]["backend"]: {"merge_threshold": 8.0}}}
+
+    status, ran = change(override)
     assert status == set(SETTINGS), status
     assert sorted(ran) == sorted([*SETTINGS, "ground@pushpins"]), ran  # DVC may order independent stages either way
     assert ran.index("settings@pushpins") < ran.index("ground@pushpins"), ran

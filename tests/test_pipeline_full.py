@@ -23,7 +23,7 @@ CATEGORY = "splicing_connectors"
 def _tiny_full_params() -> dict[str, Any]:
     params = tiny_params([CATEGORY], image_size=128)
     params["synth"]["counts"] = {"train": 10, "validation": 4, "test_good": 3, "test_logical": 3, "test_structural": 3}
-    params["cluster"]["overrides"][CATEGORY]["alpha"] = 0.2
+    params["cluster"]["overrides"] = {CATEGORY: {"alpha": 0.2}}
     train = params["segment"]["train"]
     train.update(
         {"image_size": 64, "epochs": 2, "sup_only_epochs": 1, "batch_size_labeled": 2, "batch_size_unlabeled": 2}

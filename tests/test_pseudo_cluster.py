@@ -88,3 +88,25 @@ def test_alpha_min_members() -> None:
     assert alpha_min_members(0, 0.5) == 1
     with pytest.raises(ValueError):
         alpha_min_members(10, -0.1)
+
+
+def test_auto_bandwidth_follows_the_spread_of_the_features() -> None:
+    from csad.pseudo.cluster import auto_bandwidth, cluster_components
+
+    rng = np.random.default_rng(0)
+    tight = np.concatenate([rng.normal(0, 0.05, (40, 3)), rng.normal(3, 0.05, (40, 3))])
+    wide = tight * 10
+    b_tight, b_wide = auto_bandwidth(tight, 0.4), auto_bandwidth(wide, 0.4)
+    assert b_wide == pytest.approx(10 * b_tight, rel=1e-6)  # the rule scales with the data
+    for x, bw in ((tight, b_tight), (wide, b_wide)):
+        assert cluster_components(x, bw, min_members=5, proj_dim=0, seed=0).n_clusters == 2
+    assert auto_bandwidth(tight, 0.4) == b_tight  # deterministic
+    assert auto_bandwidth(tight[:1], 0.1) == 1.0  # one component: nothing to estimate from
+
+
+@pytest.mark.parametrize("bad", [0.0, 1.5])
+def test_auto_bandwidth_rejects_a_bad_quantile(bad: float) -> None:
+    from csad.pseudo.cluster import auto_bandwidth
+
+    with pytest.raises(ValueError, match="bandwidth_quantile"):
+        auto_bandwidth(np.zeros((4, 2)), bad)

@@ -153,3 +153,28 @@ def test_equally_distant_maps_form_one_cluster_with_a_warning() -> None:
     result = filter_histograms(hists, min_cluster_fraction=0.1)
     assert result.hdbscan_labels.tolist() == [0, 0, 0]
     assert "3 of 3 images form it" in result.warnings[0]
+
+
+def test_label_consistency_reports_the_largest_cluster_share_and_class_presence() -> None:
+    from csad.pseudo.histfilter import label_consistency
+
+    # Class 1 is in every image; class 0 (a label) is missing in 4 of 10 images: the fault the metric exposes.
+    hists = np.array([[0.2, 0.5, 0.0]] * 6 + [[0.0, 0.5, 0.0]] * 4)
+    result = filter_histograms(hists, min_cluster_fraction=0.3, min_class_area=0.01, prune_over="all")
+    report = label_consistency(hists, result)
+    assert result.kept_classes.tolist() == [0, 1]
+    assert report["class_presence"] == {"1": 0.6, "2": 1.0}
+    assert report["min_class_presence"] == 0.6
+    assert report["largest_cluster_share"] == pytest.approx(np.mean(result.hdbscan_labels == result.largest_cluster))
+    assert 0.0 < report["largest_cluster_share"] <= 1.0
+
+
+def test_label_consistency_without_images_or_classes() -> None:
+    from csad.pseudo.histfilter import label_consistency
+
+    empty = filter_histograms(np.zeros((0, 2)))
+    assert label_consistency(np.zeros((0, 2)), empty) == {
+        "largest_cluster_share": 0.0,
+        "class_presence": {},
+        "min_class_presence": None,
+    }

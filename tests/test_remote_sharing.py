@@ -23,7 +23,7 @@ PSEUDO_STAGES = {f"{s}@{CATEGORY}" for s in ("tag", "ground", "propose", "refine
 def _share_and_reuse(tmp_path: Path, remote_url: str, endpoint: str | None = None) -> None:
     params = tiny_params([CATEGORY], image_size=128)
     params["synth"]["counts"]["train"] = 8
-    params["cluster"]["overrides"][CATEGORY]["alpha"] = 0.2
+    params["cluster"]["overrides"] = {CATEGORY: {"alpha": 0.2}}
     machine_a = make_project(tmp_path / "a", params)
     dvc("repro", f"filter@{CATEGORY}", cwd=machine_a)
     dvc("remote", "add", "-d", "shared", remote_url, cwd=machine_a)

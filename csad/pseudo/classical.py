@@ -144,12 +144,17 @@ def merge_regions(
     their mean Lab colours while it is below ``threshold`` (means are updated after each merge); then regions
     smaller than ``min_region`` pixels join their most similar neighbour, smallest first. ``allowed`` (a bool
     array over the input labels) restricts merging to pairs of allowed regions.
+
+    ``lab`` may have more than 3 channels (H, W, C): the distance is then the Euclidean distance of the C-channel
+    region means, channel 0 scaled by ``lightness_weight`` (the pretrained backend appends texture features to
+    Lab, :mod:`csad.pseudo.pretrained`).
     """
     labels = compact_labels(labels)
     n = int(labels.max()) + 1
     flat = labels.ravel()
     count = np.bincount(flat, minlength=n).astype(np.float64)
-    sums = np.stack([np.bincount(flat, weights=lab[..., c].ravel(), minlength=n) for c in range(3)], axis=1)
+    channels = int(lab.shape[-1])
+    sums = np.stack([np.bincount(flat, weights=lab[..., c].ravel(), minlength=n) for c in range(channels)], axis=1)
     sums[:, 0] *= lightness_weight
     cnt: list[float] = count.tolist()
     acc: list[list[float]] = sums.tolist()
@@ -165,7 +170,7 @@ def merge_regions(
     def dist(a: int, b: int) -> float:
         ca, cb = cnt[a], cnt[b]
         sa, sb = acc[a], acc[b]
-        return math.sqrt(sum((sa[i] / ca - sb[i] / cb) ** 2 for i in range(3)))
+        return math.sqrt(sum((sa[i] / ca - sb[i] / cb) ** 2 for i in range(channels)))
 
     def join(a: int, b: int, heap: list[tuple[float, int, int]] | None) -> None:
         cnt[a] += cnt[b]

@@ -95,6 +95,32 @@ def cluster_components(
     )
 
 
+def auto_bandwidth(features: np.ndarray, quantile: float, proj_dim: int = 0, seed: int = 0) -> float:
+    """Return a MeanShift bandwidth computed from the component features themselves: scikit-learn's
+    ``estimate_bandwidth`` (the mean over all components of the distance to their ``quantile`` x N nearest
+    neighbour), in the space :func:`cluster_components` clusters (after :func:`random_projection`).
+
+    A rule instead of a per-category value: the bandwidth follows the spread of each product's descriptors.
+
+    Raises:
+        ValueError: no features, non-finite values or ``quantile`` outside (0, 1].
+    """
+    from sklearn.cluster import estimate_bandwidth
+
+    features = np.asarray(features)
+    if features.ndim != 2 or features.shape[0] == 0:
+        raise ValueError(f"auto_bandwidth needs (N > 0, D) features, got shape {features.shape}")
+    if not 0 < quantile <= 1:
+        raise ValueError(f"cluster.bandwidth_quantile must be in (0, 1], got {quantile}")
+    if not np.all(np.isfinite(features)):
+        raise ValueError("auto_bandwidth got non-finite features (NaN or inf)")
+    projected = np.asarray(random_projection(features, proj_dim, seed), dtype=np.float64)
+    if projected.shape[0] < 2:
+        return 1.0
+    value = float(estimate_bandwidth(projected, quantile=quantile, random_state=seed))
+    return value if value > 0 else 1.0
+
+
 def alpha_min_members(n_images: int, alpha: float) -> int:
     """Return the minimum cluster size ``int(alpha * n_images)``, at least 1 (the paper's alpha = 0.5).
 

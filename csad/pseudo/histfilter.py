@@ -197,6 +197,33 @@ def _hdbscan_with_fallback(hists: np.ndarray, start_size: int, warnings: list[st
     return np.zeros(hists.shape[0], dtype=np.int64), tried[-1]
 
 
+def label_consistency(hists: np.ndarray, result: HistFilterResult) -> dict[str, object]:
+    """Return how stable the pseudo-labels are across the train images (issue: classes that vanish in some images).
+
+    - ``largest_cluster_share``: fraction of the images whose class histogram falls in HDBSCAN's largest cluster
+      (1.0 = every image has the same kind of map; real products with variants, e.g. three juices, sit lower).
+    - ``class_presence``: per kept class (1..K, in :func:`remap_labels` order), the fraction of ALL images in whose
+      map the class covers any pixel. A class that belongs in every image but is missing in 40 % of them has 0.6:
+      the pseudo-label backend merges it into a neighbour there.
+    - ``min_class_presence``: the smallest of those (null without classes).
+
+    Args:
+        hists: (N_images, K_raw) class-area histograms of :func:`class_histograms`.
+        result: the :func:`filter_histograms` result for ``hists``.
+    """
+    hists = np.asarray(hists, dtype=np.float64)
+    n_images = hists.shape[0]
+    labels = result.hdbscan_labels
+    share = float(np.mean(labels == result.largest_cluster)) if n_images else 0.0
+    present = hists[:, result.kept_classes] > 0 if n_images else np.zeros((0, result.kept_classes.size), bool)
+    presence = present.mean(axis=0) if n_images else np.zeros(result.kept_classes.size)
+    return {
+        "largest_cluster_share": round(share, 4),
+        "class_presence": {str(i + 1): round(float(v), 4) for i, v in enumerate(presence)},
+        "min_class_presence": round(float(presence.min()), 4) if presence.size else None,
+    }
+
+
 def remap_labels(label_map: np.ndarray, kept_classes: np.ndarray) -> np.ndarray:
     """Return the uint8 pseudo-label map: raw class ``kept_classes[i]`` (stored as value raw + 1) becomes i + 1 in
     increasing raw-class order, everything else (0 = none, pruned classes) becomes 0.

@@ -63,8 +63,22 @@ def run_grounding(
     records: Sequence[ImageRecord], backend: GroundingBackend, prompt: str, out_dir: Path
 ) -> dict[str, Any]:
     """Ground ``prompt`` in every image; write ``instances/<stem>.png``, ``background/<stem>.png``,
-    ``grounding.parquet`` and ``summary.json`` into ``out_dir``; return the summary."""
+    ``grounding.parquet`` and ``summary.json`` into ``out_dir``; return the summary.
+
+    A backend with a ``fit(images)`` method (one that learns from the train images, e.g.
+    :class:`csad.pseudo.pretrained.PretrainedGrounding`) is fitted on all ``records`` first; its summary goes to
+    ``summary.json`` under ``fit`` and its ``state()`` arrays, when it has them, to ``model.npz``.
+    """
     with atomic_dir(out_dir) as tmp:
+        fit_summary = None
+        if hasattr(backend, "fit"):
+            fit_start = time.perf_counter()
+            images = [read_image(rec.path) for rec in tqdm(records, desc="ground: read train images", unit="img")]
+            fit_summary = backend.fit(images)
+            fit_summary["seconds"] = round(time.perf_counter() - fit_start, 3)
+            del images
+            if hasattr(backend, "state"):
+                np.savez(tmp / "model.npz", **backend.state())
 
         def work(rec: ImageRecord) -> dict[str, Any]:
             result = backend(read_image(rec.path), prompt)
@@ -81,8 +95,14 @@ def run_grounding(
 
         rows, seconds = _timed_loop(records, "ground", work)
         pd.DataFrame(rows).to_parquet(tmp / "grounding.parquet", index=False)
-        summary = _summary(rows, seconds, prompt=prompt)
-        write_json(tmp / "summary.json", without_timing(summary))
+        extra = {} if fit_summary is None else {"fit": fit_summary}
+        summary = _summary(rows, seconds, prompt=prompt, **extra)
+        if fit_summary is not None:
+            summary["seconds"] = round(summary["seconds"] + fit_summary["seconds"], 3)
+        written = without_timing(summary)
+        if fit_summary is not None:
+            written["fit"] = {k: v for k, v in fit_summary.items() if k != "seconds"}
+        write_json(tmp / "summary.json", written)
     return summary
 
 
@@ -144,17 +164,25 @@ def run_refine(
 def run_cluster(
     components_dir: Path, refined_dir: Path, cfg: Mapping[str, Any], n_images: int, out_dir: Path
 ) -> dict[str, Any]:
-    """Cluster all components of a category (random projection + MeanShift, clusters under alpha dropped); write
+    """Cluster all components of a category (random projection + MeanShift with ``cfg["bandwidth"]``, or with
+    :func:`csad.pseudo.cluster.auto_bandwidth` at ``cfg["bandwidth_quantile"]`` when it is ``"auto"``; clusters
+    under alpha dropped); write
     ``clusters.parquet`` (one row per component: its cluster, -1 = dropped), ``maps/<stem>.png`` (cluster k painted
     as k + 1) and ``summary.json`` into ``out_dir``; return the summary."""
-    from csad.pseudo.cluster import alpha_min_members, cluster_components
+    from csad.pseudo.cluster import alpha_min_members, auto_bandwidth, cluster_components
 
     table, features = read_components(components_dir)
     min_members = alpha_min_members(n_images, cfg["alpha"])
-    result = cluster_components(features, cfg["bandwidth"], min_members, cfg["proj_dim"], cfg["seed"], cfg["n_jobs"])
+    bandwidth = cfg["bandwidth"]
+    if isinstance(bandwidth, str) and bandwidth != "auto":
+        raise CsadError(f"cluster.bandwidth must be a number or 'auto', got {bandwidth!r}")
+    if bandwidth == "auto":
+        bandwidth = auto_bandwidth(features, cfg["bandwidth_quantile"], cfg["proj_dim"], cfg["seed"])
+    result = cluster_components(features, float(bandwidth), min_members, cfg["proj_dim"], cfg["seed"], cfg["n_jobs"])
     table = table.assign(cluster=result.labels)
     summary = {
         "components": len(table),
+        "bandwidth": round(float(bandwidth), 6),
         "clusters_kept": result.n_clusters,
         "cluster_sizes": result.sizes.tolist(),
         "clusters_dropped": len(result.dropped_sizes),
@@ -202,7 +230,7 @@ def run_filter(
     Raises:
         CsadError: no class survives (K = 0), with the params to change.
     """
-    from csad.pseudo.histfilter import class_histograms, filter_histograms, remap_labels
+    from csad.pseudo.histfilter import class_histograms, filter_histograms, label_consistency, remap_labels
 
     table, _ = read_components(components_dir)
     clusters = pd.read_parquet(clusters_dir / "clusters.parquet")
@@ -240,6 +268,7 @@ def run_filter(
         "kept_raw_clusters": kept.tolist(),
         "hdbscan_min_cluster_size": result.min_cluster_size,
         "hdbscan_clusters": len(set(result.hdbscan_labels.tolist()) - {-1}),
+        "consistency": label_consistency(hists, result),
         "warnings": result.warnings,
     }
     if len(kept) == 0:

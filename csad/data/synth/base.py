@@ -43,7 +43,7 @@ class Sample:
 
 
 class CategoryRenderer(ABC):
-    """Base class of the five synthetic categories."""
+    """Base class of the synthetic categories."""
 
     #: category folder name, e.g. "breakfast_box"
     name: str

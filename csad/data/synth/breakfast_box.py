@@ -8,11 +8,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import cv2
 import numpy as np
 
 from csad.data.synth.base import CategoryRenderer, DefectSpec, Sample
 from csad.data.synth.scene import (
+    SUPERSAMPLE,
     Canvas,
+    Color,
     GlobalTransform,
     Part,
     ellipse_polygon,
@@ -29,6 +32,11 @@ R_TANGERINE, R_NECTARINE, R_CHIP = 0.075, 0.085, 0.032
 ALMOND_AXES = (0.036, 0.019)
 LEFT = (0.13, 0.22, 0.43, 0.80)  # compartment interiors (x0, y0, x1, y1) in the product frame
 RIGHT = (0.49, 0.22, 0.88, 0.80)
+# Hard variant (chips_match_cereal): chip body / seed ring = the cereal's colour times these factors, smooth surface;
+# the cereal bed gets a coarse multiplicative grain (relative amplitude, blob sigma in units of the image side).
+CHIP_SHADE, CHIP_RING_SHADE, CHIP_SMOOTH_TEXTURE = 1.08, 0.86, 1.2
+CEREAL_GRAIN, CEREAL_GRAIN_SIGMA = 0.12, 0.0049
+CHIP_COLOR, CHIP_RING_COLOR = (236.0, 222.0, 160.0), (200.0, 175.0, 110.0)
 
 
 class BreakfastBox(CategoryRenderer):
@@ -36,6 +44,11 @@ class BreakfastBox(CategoryRenderer):
 
     name = "breakfast_box"
     component_classes = ("tangerine", "nectarine", "cereal", "banana_chip", "almond")
+    #: Hard variant (``breakfast_box_photo``): the banana chips take a slightly lighter shade of the cereal bed's
+    #: colour and a smooth surface while the cereal gets a coarse grain, so texture (grainy cereal vs smooth chip
+    #: with its seed ring), not colour, separates the chips from the cereal they lie on. False (the default)
+    #: renders byte-identically to a renderer without this option.
+    chips_match_cereal: bool = False
 
     def defect_specs(self, size: int) -> list[DefectSpec]:
         """Return the defect types with saturation = nominal object areas at ``size``."""
@@ -160,7 +173,7 @@ class BreakfastBox(CategoryRenderer):
         cereal_col = jitter_color(rng, (200, 160, 105), 0.05)
         x0, y0, x1, y1 = box(RIGHT)
         bed = _blob(rng, ((x0 + x1) / 2, (y0 + y1) / 2), ((x1 - x0) / 2 * 0.93, (y1 - y0) / 2 * 0.93), 0.05)
-        canvas.draw(Part(gt(bed), cereal_col, cls=CEREAL, obj=1000, shading=0.1, texture=14.0))
+        bed_ss = canvas.draw(Part(gt(bed), cereal_col, cls=CEREAL, obj=1000, shading=0.1, texture=14.0))
         # dark flakes in the cereal
         for _ in range(int(60 * (s / 256) ** 2)):
             fx, fy = rng.uniform(x0 + 0.02 * s, x1 - 0.02 * s), rng.uniform(y0 + 0.02 * s, y1 - 0.02 * s)
@@ -169,6 +182,8 @@ class BreakfastBox(CategoryRenderer):
                 Part(flake, jitter_color(rng, (150, 110, 65), 0.1), cls=CEREAL, shading=0.0, texture=3.0),
                 region=canvas.upsample_region(canvas.footprint([Part(gt(bed), (0, 0, 0))])),
             )
+        if self.chips_match_cereal:
+            _grain(canvas, rng, bed_ss, CEREAL_GRAIN, CEREAL_GRAIN_SIGMA * s * SUPERSAMPLE)
 
         # --- fruits ------------------------------------------------------------------------------------------
         obj = 0
@@ -204,7 +219,8 @@ class BreakfastBox(CategoryRenderer):
         # --- toppings ------------------------------------------------------------------------------------------
         chip_objs, almond_objs, missing_topping_parts = [], [], []
         for i, (cx, cy) in enumerate(chip_centres):
-            parts = _chip_parts(rng, gt((cx, cy)), topping_r * gt.scale * rng.uniform(0.92, 1.08), obj)
+            r_chip = topping_r * gt.scale * rng.uniform(0.92, 1.08)
+            parts = _chip_parts(rng, gt((cx, cy)), r_chip, obj, cereal_col if self.chips_match_cereal else None)
             if i < n_chip:
                 canvas.draw_all(parts)
                 chip_objs.append(obj)
@@ -308,17 +324,29 @@ def _fruit_parts(rng: np.random.Generator, centre: np.ndarray, r: float, kind: i
     return parts
 
 
-def _chip_parts(rng: np.random.Generator, centre: np.ndarray, r: float, obj: int) -> list[Part]:
-    """Return a banana chip: a pale disk with a darker ring of seeds."""
+def _chip_parts(
+    rng: np.random.Generator, centre: np.ndarray, r: float, obj: int, cereal: Color | None = None
+) -> list[Part]:
+    """Return a banana chip: a pale disk with a darker ring of seeds.
+
+    With ``cereal`` (the hard variant) the chip keeps its per-chip colour jitter but on shades of the cereal's
+    colour (body x CHIP_SHADE, ring x CHIP_RING_SHADE) and has a smooth surface.
+    """
     centre = np.asarray(centre, dtype=float).reshape(2)
-    col = jitter_color(rng, (236, 222, 160), 0.04)
+    col = jitter_color(rng, CHIP_COLOR, 0.04)
     body = _blob(rng, (centre[0], centre[1]), (r, r), 0.04, n=32)
     ring = ellipse_polygon(centre, (r * 0.55, r * 0.55), 0.0, 24)
+    ring_col = jitter_color(rng, CHIP_RING_COLOR, 0.05)
+    texture = 4.0
+    if cereal is not None:
+        col = _like(col, CHIP_COLOR, cereal, CHIP_SHADE)
+        ring_col = _like(ring_col, CHIP_RING_COLOR, cereal, CHIP_RING_SHADE)
+        texture = CHIP_SMOOTH_TEXTURE
     return [
-        Part(body, col, cls=CHIP, obj=obj, shading=0.25, texture=4.0),
+        Part(body, col, cls=CHIP, obj=obj, shading=0.25, texture=texture),
         Part(
             ring,
-            jitter_color(rng, (200, 175, 110), 0.05),
+            ring_col,
             cls=CHIP,
             obj=obj,
             thickness=max(1.0, r * 0.12),
@@ -326,6 +354,21 @@ def _chip_parts(rng: np.random.Generator, centre: np.ndarray, r: float, obj: int
             texture=2.0,
         ),
     ]
+
+
+def _grain(canvas: Canvas, rng: np.random.Generator, region: np.ndarray, amount: float, sigma: float) -> None:
+    """Multiply the canvas inside the supersampled boolean ``region`` by ``1 + amount * g``, with ``g`` unit-variance
+    Gaussian noise blurred by ``sigma`` supersampled pixels (clipped to +-2.5): a coarse grain such as oat flakes
+    that keeps the mean colour."""
+    noise = cv2.GaussianBlur(rng.normal(0.0, 1.0, region.shape).astype(np.float32), (0, 0), sigma)
+    noise = np.clip(noise / max(float(noise.std()), 1e-6), -2.5, 2.5)
+    canvas.rgb[region] *= (1.0 + amount * noise[region])[:, None]
+
+
+def _like(jittered: Color, base: Color, target: Color, factor: float) -> Color:
+    """Return ``target`` times ``factor`` with the per-channel jitter that turned ``base`` into ``jittered``."""
+    out = [min(255.0, t * factor * j / b) for j, b, t in zip(jittered, base, target, strict=True)]
+    return (out[0], out[1], out[2])
 
 
 def _almond_parts(rng: np.random.Generator, centre: np.ndarray, s: float, angle: float, obj: int) -> list[Part]:

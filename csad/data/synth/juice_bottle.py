@@ -8,7 +8,8 @@ wraps around the bottle near its bottom.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -44,6 +45,13 @@ LABEL_CY, LABEL_W, LABEL_H = 0.53, 0.25, 0.22
 ICON_DY, ICON_R = -0.04, 0.042  # icon centre relative to the label centre, nominal icon radius
 BAND_Y0, BAND_Y1 = 0.80, 0.87
 LABEL_OFFSET_TOLERANCE = 0.04
+# Hard variant (label_matches_liquid): the label paper is the liquid's colour times a factor drawn from LABEL_SHADE
+# (a slightly darker or lighter shade, Lab distance 1-8), printed all over with a pattern in a darker shade of the
+# paper (LABEL_INK times the paper colour; the print darkens the label's mean, so the paper leans lighter). On a
+# dark paper (luma < DARK_LUMA, the cherry juice) a darker print would hardly show: the print is a lighter tint of
+# the paper instead (mixed toward white by DARK_LABEL_TINT) and the paper leans darker.
+LABEL_SHADE, LABEL_INK = (0.95, 1.10), (0.52, 0.62)
+DARK_LABEL_SHADE, DARK_LABEL_TINT, DARK_LUMA = (0.88, 0.98), (0.28, 0.36), 90.0
 
 
 class JuiceBottle(CategoryRenderer):
@@ -60,6 +68,12 @@ class JuiceBottle(CategoryRenderer):
         "icon_banana",
         "band_label",
     )
+    #: Hard variant (``juice_bottle_photo``): the front label's paper is a slightly lighter or darker shade of the
+    #: juice's colour (Lab distance 1-8), printed all over with fine stripes or dots in a darker shade of the same
+    #: hue (a lighter tint on the dark cherry label), so texture, not colour, separates the label from the liquid;
+    #: the fruit icon gets a light keyline. False (the default) renders byte-identically to a renderer without
+    #: this option.
+    label_matches_liquid: bool = False
 
     def defect_specs(self, size: int) -> list[DefectSpec]:
         """Return the defect types with saturation = nominal object areas at ``size``."""
@@ -221,8 +235,23 @@ class JuiceBottle(CategoryRenderer):
 
         # --- labels ----------------------------------------------------------------------------------------------
         label_col = jitter_color(rng, (238, 232, 212), 0.02, 0.04)
-        nominal_label = _label_parts(rng, nominal_pose, label_col, liquid, obj=1)
-        label_parts = _label_parts(rng, pose, label_col, icon, obj=1) if has_label else nominal_label
+        pattern: list[Part] = []  # printed pattern of the hard variant (label coordinates), under icon and text
+        keyline: Color | None = None
+        if self.label_matches_liquid:
+            if 0.299 * liq_col[0] + 0.587 * liq_col[1] + 0.114 * liq_col[2] < DARK_LUMA:
+                label_col = _shade(liq_col, float(rng.uniform(*DARK_LABEL_SHADE)))
+                ink = _tint(label_col, float(rng.uniform(*DARK_LABEL_TINT)))
+            else:
+                label_col = _shade(liq_col, float(rng.uniform(*LABEL_SHADE)))
+                ink = _shade(label_col, float(rng.uniform(*LABEL_INK)))
+            pattern = _label_print(rng, ink)
+            keyline = jitter_color(rng, (244, 240, 228), 0.02, 0.03)
+        nominal_label = _label_parts(rng, nominal_pose, label_col, liquid, obj=1, pattern=pattern, keyline=keyline)
+        label_parts = (
+            _label_parts(rng, pose, label_col, icon, obj=1, pattern=pattern, keyline=keyline)
+            if has_label
+            else nominal_label
+        )
         label_px = [_placed(p, place) for p in label_parts]
         if has_label:
             canvas.draw_all(label_px)
@@ -277,7 +306,7 @@ class JuiceBottle(CategoryRenderer):
         # --- logical GT (MVTec LOCO policy) ---------------------------------------------------------------------
         nominal_fp = canvas.footprint([_placed(p, place) for p in nominal_label])
         if defect == "wrong_icon":
-            icon_fp = canvas.footprint(label_px[1:-_N_TEXT])
+            icon_fp = canvas.footprint(label_px[1 + len(pattern) : -_N_TEXT])
             masks.append(canvas.visible_class_mask(liq_cls) | icon_fp)
         elif defect == "missing_front_label":
             masks.append(nominal_fp)
@@ -372,9 +401,16 @@ def _curved_rect(w: float, h: float, sag: float, radius: float, n: int = 24) -> 
 
 
 def _label_parts(
-    rng: np.random.Generator, pose: tuple[float, float, float], col: Color, icon: str | None, obj: int
+    rng: np.random.Generator,
+    pose: tuple[float, float, float],
+    col: Color,
+    icon: str | None,
+    obj: int,
+    pattern: Sequence[Part] = (),
+    keyline: Color | None = None,
 ) -> list[Part]:
-    """Return the front label (paper, icon parts, text lines) in bottle coordinates for ``pose`` = (dx, dy, deg)."""
+    """Return the front label (paper, printed ``pattern``, icon parts, text lines) in bottle coordinates for
+    ``pose`` = (dx, dy, deg); ``pattern`` is in label coordinates (centre 0), ``keyline`` outlines the icon."""
     dx, dy, ang = pose
     centre = (dx, LABEL_CY + dy)
 
@@ -383,8 +419,10 @@ def _label_parts(
 
     paper = _curved_rect(LABEL_W, LABEL_H, 0.012, BODY_HW)
     parts = [Part(tr(paper), col, cls=FRONT_LABEL, obj=obj, shading=0.12, texture=2.5)]
+    parts.extend(replace(p, polygon=tr(p.polygon), obj=obj) for p in pattern)
     if icon is not None:
-        parts.extend(_icon_parts(rng, icon, tr, obj))
+        icon_parts = _icon_parts(rng, icon, tr, obj)
+        parts.extend(_with_keyline(icon_parts, keyline) if keyline is not None else icon_parts)
     ink = jitter_color(rng, (110, 104, 98), 0.05)
     for k, w in enumerate((0.15, 0.11, 0.13)):
         y = 0.036 + 0.02 * k
@@ -401,6 +439,60 @@ def _label_parts(
             )
         )
     return parts
+
+
+def _shade(col: Color, factor: float) -> Color:
+    """Return ``col`` with every channel times ``factor`` (a lighter or darker shade of about the same hue)."""
+    return (min(255.0, col[0] * factor), min(255.0, col[1] * factor), min(255.0, col[2] * factor))
+
+
+def _tint(col: Color, amount: float) -> Color:
+    """Return ``col`` mixed toward white by ``amount`` in [0, 1] (a lighter tint of about the same hue)."""
+    return (
+        col[0] + amount * (255.0 - col[0]),
+        col[1] + amount * (255.0 - col[1]),
+        col[2] + amount * (255.0 - col[2]),
+    )
+
+
+def _label_print(rng: np.random.Generator, ink: Color) -> list[Part]:
+    """Return a fine all-over print for the hard label in label coordinates (centre 0, unrotated): diagonal
+    stripes or a staggered dot grid in ``ink``, kept inside the paper (whose edges sag by up to 0.012)."""
+    x0, x1 = -LABEL_W / 2 + 0.006, LABEL_W / 2 - 0.006
+    y0, y1 = -LABEL_H / 2 + 0.018, LABEL_H / 2 - 0.006
+    pitch = float(rng.uniform(0.022, 0.028))
+    parts: list[Part] = []
+    if rng.random() < 0.5:  # stripes y = slope * x + c, clipped to the box
+        slope = float(rng.choice([-1.0, 1.0]) * rng.uniform(0.6, 1.6))
+        width = pitch * float(rng.uniform(0.35, 0.45))
+        step = pitch * math.sqrt(1.0 + slope * slope)  # vertical spacing giving a perpendicular pitch of `pitch`
+        lo, hi = min(y0 - slope * x0, y0 - slope * x1), max(y1 - slope * x0, y1 - slope * x1)
+        for c in np.arange(lo + float(rng.uniform(0.0, step)), hi, step):
+            xa = max(x0, (y0 - c) / slope if slope > 0 else (y1 - c) / slope)
+            xb = min(x1, (y1 - c) / slope if slope > 0 else (y0 - c) / slope)
+            if xb - xa > 2 * width:
+                seg = np.array([[xa, slope * xa + c], [xb, slope * xb + c]])
+                parts.append(Part(seg, ink, cls=FRONT_LABEL, thickness=width, closed=False, shading=0.0, texture=1.5))
+        return parts
+    radius = pitch * float(rng.uniform(0.26, 0.32))
+    for row, y in enumerate(np.arange(y0 + radius, y1 - radius, pitch * 0.87)):
+        shift = pitch / 2 if row % 2 else 0.0
+        for x in np.arange(x0 + radius + shift, x1 - radius, pitch):
+            parts.append(
+                Part(ellipse_polygon((x, y), (radius, radius), 0.0, 10), ink, cls=FRONT_LABEL, shading=0.0, texture=1.5)
+            )
+    return parts
+
+
+def _with_keyline(parts: list[Part], col: Color) -> list[Part]:
+    """Return ``parts`` with a thin closed outline in ``col`` after every filled part (same class and object), the
+    light keyline printers put around an icon on a label of similar colour."""
+    out = []
+    for p in parts:
+        out.append(p)
+        if p.thickness == 0:
+            out.append(replace(p, color=col, thickness=0.0045, closed=True, shading=0.0, texture=1.0, highlight=0.0))
+    return out
 
 
 def _icon_parts(rng: np.random.Generator, icon: str, tr: Callable[[np.ndarray], np.ndarray], obj: int) -> list[Part]:

@@ -1,4 +1,7 @@
-"""Name -> renderer of the five synthetic categories (imported lazily so one broken module names itself)."""
+"""Name -> renderer of the synthetic categories (imported lazily so one broken module names itself).
+
+The module of category ``c`` is ``csad/data/synth/<c>.py`` (the ``synth`` DVC stage depends on it by that name).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,9 @@ _RENDERERS: dict[str, tuple[str, str]] = {
     "pushpins": ("csad.data.synth.pushpins", "Pushpins"),
     "screw_bag": ("csad.data.synth.screw_bag", "ScrewBag"),
     "splicing_connectors": ("csad.data.synth.splicing_connectors", "SplicingConnectors"),
+    # hard, photo-like variants (csad/data/synth/photo_categories.py)
+    "juice_bottle_photo": ("csad.data.synth.juice_bottle_photo", "JuiceBottlePhoto"),
+    "breakfast_box_photo": ("csad.data.synth.breakfast_box_photo", "BreakfastBoxPhoto"),
 }
 SYNTH_CATEGORIES: tuple[str, ...] = tuple(_RENDERERS)
 

