@@ -110,3 +110,18 @@ def test_auto_bandwidth_rejects_a_bad_quantile(bad: float) -> None:
 
     with pytest.raises(ValueError, match="bandwidth_quantile"):
         auto_bandwidth(np.zeros((4, 2)), bad)
+
+
+def test_auto_bandwidth_never_measures_a_component_against_itself() -> None:
+    from csad.pseudo.cluster import auto_bandwidth
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 1, (50, 3))
+    # quantile x N < 2: scikit-learn's nearest "neighbour" is the component itself (distance 0); at least the
+    # nearest other component is used instead of falling back to an arbitrary constant.
+    assert 0 < auto_bandwidth(x, 0.01) <= auto_bandwidth(x, 0.3)
+    assert auto_bandwidth(x[:2], 0.1) == pytest.approx(float(np.linalg.norm(x[0] - x[1])))
+    # Every component repeated 10 times: the estimate on the raw rows is 0, so the distinct ones give the scale.
+    blobs = np.repeat(np.array([[0.0, 0.0], [0.1, 0.0], [5.0, 5.0], [5.1, 5.0]]), 10, axis=0)
+    assert auto_bandwidth(blobs, 0.1) == pytest.approx(0.1)
+    assert auto_bandwidth(np.ones((20, 4)), 0.3, proj_dim=8, seed=1) == 1.0  # all identical: any bandwidth

@@ -178,3 +178,21 @@ def test_label_consistency_without_images_or_classes() -> None:
         "class_presence": {},
         "min_class_presence": None,
     }
+
+
+def test_label_consistency_rejects_histograms_of_another_result() -> None:
+    from csad.pseudo.histfilter import label_consistency
+
+    hists = np.random.default_rng(0).random((10, 3))
+    result = filter_histograms(hists)
+    for bad in (hists[:3], hists[:, 0], np.where(np.eye(10, 3) > 0, np.nan, hists)):
+        with pytest.raises(ValueError, match="label_consistency"):
+            label_consistency(bad, result)
+    noise = HistFilterResult(
+        labeled=np.zeros(4, bool),
+        hdbscan_labels=np.full(4, -1, np.int64),
+        largest_cluster=-1,
+        min_cluster_size=2,
+        kept_classes=np.array([0, 1]),
+    )
+    assert label_consistency(hists[:4], noise)["largest_cluster_share"] == 0.0  # no cluster: nobody is in it

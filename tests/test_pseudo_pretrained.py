@@ -136,3 +136,69 @@ def test_build_names_the_param_of_a_wrong_key() -> None:
         build_pretrained_grounding(cfg, "cpu")
     cfg = {"backbone": "tf_efficientnet_lite0", "weights": "none", "strides": [4, 8], "feature_weight": 0.0}
     assert build_pretrained_grounding(cfg, "cpu").extractor is None  # colour only: no CNN is built
+
+
+def _colour_only(**kw) -> PretrainedGrounding:
+    """A backend without a CNN (feature_weight 0): fast, and needs no weights."""
+    return _backend(None, feature_weight=0.0, **kw)
+
+
+def test_parts_cache_tells_images_with_the_same_bytes_apart() -> None:
+    # A 64 x 32 image and its bytes read as 32 x 64: the cache must not hand one's parts to the other.
+    tall = np.full((64, 32, 3), 60, np.uint8)
+    tall[20:44, 8:24] = (230, 120, 30)
+    wide = tall.reshape(32, 64, 3).copy()
+    cached = _colour_only(work_size=64)
+    cached.fit([tall])
+    fresh = _colour_only(work_size=64)
+    fresh.fit([tall])
+    fresh._parts_cache.clear()
+    assert np.array_equal(cached(wide).instances, fresh(wide).instances)
+    assert np.array_equal(cached(wide).background, fresh(wide).background)
+
+
+def test_fit_rejects_images_that_are_not_rgb_uint8() -> None:
+    good = _scene(np.random.default_rng(0))
+    for bad in (good[..., 0], np.dstack([good, good[..., :1]]), good.astype(np.float32)):
+        with pytest.raises(ValueError, match="train image 1 is"):
+            _colour_only().fit([good, bad])
+
+
+def test_fit_warns_when_the_background_model_is_degenerate() -> None:
+    rng = np.random.default_rng(0)
+    single = _colour_only().fit([_scene(rng)])
+    assert single["tau"] == 0 and "only one train image" in single["warnings"][0]
+    same = _scene(rng)
+    assert "repeat exactly" in _colour_only().fit([same, same.copy()])["warnings"][0]
+    assert "warnings" not in _colour_only().fit([_scene(rng, shift=s) for s in (-2, 0, 2)])
+    # 20 x 300 px at work size 64 is 4 x 64 px: a 4 px border band covers every pixel, objects become background.
+    strips = [np.ascontiguousarray(_scene(rng)[38:58].repeat(3, axis=1)[:, :300]) for _ in range(2)]
+    summary = _colour_only(work_size=64).fit(strips)
+    assert any("border_band" in w and "work_size" in w for w in summary["warnings"])
+
+
+def test_build_reports_bad_params_clearly() -> None:
+    base = {"backbone": "tf_efficientnet_lite0", "weights": "none", "strides": [4, 8]}
+    with pytest.raises(ParamsError, match="lacks backbone"):
+        build_pretrained_grounding({"weights": "none", "strides": [4]}, "cpu")
+    for key, value in (("feature_weight", None), ("feature_weight", "8")):
+        with pytest.raises(ParamsError, match=f"{key} must be a number"):
+            build_pretrained_grounding({**base, key: value}, "cpu")
+    for value in (float("nan"), float("inf")):
+        with pytest.raises(ParamsError, match="feature_weight must be a finite number"):
+            build_pretrained_grounding({**base, "feature_weight": value}, "cpu")
+    with pytest.raises(ParamsError, match=r"merge_feature_weight .* feature_weight is 0"):
+        build_pretrained_grounding({**base, "feature_weight": 0.0, "merge_feature_weight": 5.0}, "cpu")
+    with pytest.raises(ParamsError, match=r"ground\.pretrained\.backbone/strides"):
+        build_pretrained_grounding({**base, "strides": []}, "cpu")
+    # Colour only: the weights are never read, so a missing checkpoint file does not matter.
+    colour = build_pretrained_grounding({**base, "weights": "/nonexistent/weights.pt", "feature_weight": 0.0}, "cpu")
+    assert colour.extractor is None
+
+
+def test_ground_backend_without_its_params_section_names_it() -> None:
+    from csad.pseudo.backends import build_ground_backend
+
+    for cfg in ({"backend": "pretrained"}, {"backend": "classical", "classical": None}):
+        with pytest.raises(ParamsError, match=f"ground.{cfg['backend']} is None"):
+            build_ground_backend(cfg, "cpu", "my.yaml")

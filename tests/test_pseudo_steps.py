@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from csad.data.loco import LocoCategory
-from csad.errors import CsadError
+from csad.errors import CsadError, ParamsError
 from csad.pseudo.steps import run_cluster, run_features, run_filter, run_grounding, run_proposals, run_refine
 from csad.pseudo.types import GroundingResult, ProposalResult
 
@@ -106,3 +106,50 @@ def test_missing_upstream_artifact_names_the_stage(tiny_dataset: Path, tmp_path:
             {"mode": "fine", "use_grounding_filter": True},
             tmp_path / "refined",
         )
+
+
+class Fitted(Squares):
+    """A backend that learns from the train images: ``fit`` returns ``summary`` (any value), ``state`` arrays."""
+
+    def __init__(self, summary: object) -> None:
+        self.summary = summary
+        self.fitted_on = 0
+
+    def fit(self, images: list[np.ndarray]) -> object:
+        self.fitted_on = len(images)
+        self.shapes = [im.shape for im in images]  # one pass, read lazily
+        return self.summary
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"tau": np.array(1.5)}
+
+
+def test_grounding_fits_a_learning_backend_first(
+    tiny_dataset: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    recs = _records(tiny_dataset)
+    backend = Fitted({"tau": 1.5, "warnings": ["tau is 0 (only one train image)"]})
+    summary = run_grounding(recs, backend, "a .", tmp_path / "grounding")
+    assert backend.fitted_on == len(recs) and summary["fit"]["tau"] == 1.5
+    assert all(len(shape) == 3 for shape in backend.shapes) and len(backend.shapes) == len(recs)
+    # the fit is part of the stage's time: both timings include it
+    assert summary["seconds_per_image"] == pytest.approx(summary["seconds"] / len(recs), abs=1e-3)
+    assert "only one train image" in caplog.text  # the fit's warnings reach the log
+    assert float(np.load(tmp_path / "grounding" / "model.npz")["tau"]) == 1.5
+    # A fit that returns no summary (None, or itself as scikit-learn's do) is not a crash.
+    for value in (None, "self"):
+        summary = run_grounding(recs, Fitted(value), "a .", tmp_path / f"grounding_{value}")
+        assert set(summary["fit"]) == {"seconds"}
+
+
+@pytest.mark.parametrize("bandwidth", [-1.0, 0, float("nan"), float("inf"), "Auto", True])
+def test_cluster_names_a_bad_bandwidth(tiny_dataset: Path, tmp_path: Path, bandwidth: object) -> None:
+    cluster = {"proj_dim": 0, "seed": 0, "bandwidth": bandwidth, "bandwidth_quantile": 0.1, "alpha": 0.5, "n_jobs": 1}
+    with pytest.raises(ParamsError, match=r"cluster\.bandwidth must be a finite number > 0 or 'auto'"):
+        _pipeline(tiny_dataset, tmp_path, Squares(), cluster)
+
+
+def test_cluster_pool_that_empties_with_auto_bandwidth_names_the_quantile(tiny_dataset: Path, tmp_path: Path) -> None:
+    cluster = {"proj_dim": 0, "seed": 0, "bandwidth": "auto", "bandwidth_quantile": 0.1, "alpha": 10.0, "n_jobs": 1}
+    with pytest.raises(CsadError, match=r"raise cluster\.bandwidth_quantile"):
+        _pipeline(tiny_dataset, tmp_path, Squares(), cluster)

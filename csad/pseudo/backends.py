@@ -17,10 +17,15 @@ def build_ground_backend(cfg: Mapping[str, Any], device: str, source: str = "par
     """Return the backend of one category's resolved ``ground`` section ``cfg`` on ``device``.
 
     Raises:
-        ParamsError: ``cfg["backend"]`` is not one of :data:`GROUND_BACKENDS` (the message names ``source``), or a
-            backend's own params are wrong; CheckpointError: unusable weights.
+        ParamsError: ``cfg["backend"]`` is not one of :data:`GROUND_BACKENDS` or its section is missing (the
+            message names ``source``), or a backend's own params are wrong; CheckpointError: unusable weights.
     """
     backend = cfg.get("backend")
+    if backend in GROUND_BACKENDS and not isinstance(cfg.get(backend), Mapping):
+        raise ParamsError(
+            f"{source}: ground.backend is {backend!r} but ground.{backend} is {cfg.get(backend)!r}, not a mapping of "
+            f"that backend's params (see the embedded default params)"
+        )
     if backend == "pretrained":
         from csad.pseudo.pretrained import build_pretrained_grounding
 

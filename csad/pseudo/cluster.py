@@ -15,6 +15,7 @@ are renumbered 0..n-1 by decreasing size.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -96,14 +97,17 @@ def cluster_components(
 
 
 def auto_bandwidth(features: np.ndarray, quantile: float, proj_dim: int = 0, seed: int = 0) -> float:
-    """Return a MeanShift bandwidth computed from the component features themselves: scikit-learn's
-    ``estimate_bandwidth`` (the mean over all components of the distance to their ``quantile`` x N nearest
-    neighbour), in the space :func:`cluster_components` clusters (after :func:`random_projection`).
+    """Return a MeanShift bandwidth computed from the (N, D) component features themselves, in the units of the
+    space :func:`cluster_components` clusters (after :func:`random_projection`): scikit-learn's
+    ``estimate_bandwidth``, the mean over all components of the distance to their ``quantile`` x N nearest
+    neighbour (the component itself counts as the first, so at least 2 neighbours are used).
 
     A rule instead of a per-category value: the bandwidth follows the spread of each product's descriptors.
+    Degenerate inputs: fewer than 2 components, or all identical, give 1.0 (any bandwidth gives one cluster); when
+    so many components repeat exactly that the estimate is 0, it is made on the distinct components instead.
 
     Raises:
-        ValueError: no features, non-finite values or ``quantile`` outside (0, 1].
+        ValueError: no features, non-finite values, ``quantile`` outside (0, 1], or a bandwidth that overflows.
     """
     from sklearn.cluster import estimate_bandwidth
 
@@ -115,10 +119,21 @@ def auto_bandwidth(features: np.ndarray, quantile: float, proj_dim: int = 0, see
     if not np.all(np.isfinite(features)):
         raise ValueError("auto_bandwidth got non-finite features (NaN or inf)")
     projected = np.asarray(random_projection(features, proj_dim, seed), dtype=np.float64)
-    if projected.shape[0] < 2:
+    distinct = np.unique(projected, axis=0)
+    if distinct.shape[0] < 2:
         return 1.0
-    value = float(estimate_bandwidth(projected, quantile=quantile, random_state=seed))
-    return value if value > 0 else 1.0
+    value = 0.0
+    for points in (projected, distinct):
+        n = points.shape[0]
+        value = float(estimate_bandwidth(points, quantile=max(float(quantile), min(1.0, 2.0 / n)), random_state=seed))
+        if value > 0:
+            break
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(
+            f"auto_bandwidth: the estimated bandwidth is {value} (features too large or too close for float64); "
+            f"rescale the features or set cluster.bandwidth to a number"
+        )
+    return value
 
 
 def alpha_min_members(n_images: int, alpha: float) -> int:

@@ -201,7 +201,8 @@ def label_consistency(hists: np.ndarray, result: HistFilterResult) -> dict[str, 
     """Return how stable the pseudo-labels are across the train images (issue: classes that vanish in some images).
 
     - ``largest_cluster_share``: fraction of the images whose class histogram falls in HDBSCAN's largest cluster
-      (1.0 = every image has the same kind of map; real products with variants, e.g. three juices, sit lower).
+      (1.0 = every image has the same kind of map; real products with variants, e.g. three juices, sit lower; 0.0
+      without images or without any cluster; in the all-noise fallback every image counts as one cluster: 1.0).
     - ``class_presence``: per kept class (1..K, in :func:`remap_labels` order), the fraction of ALL images in whose
       map the class covers any pixel. A class that belongs in every image but is missing in 40 % of them has 0.6:
       the pseudo-label backend merges it into a neighbour there.
@@ -210,11 +211,22 @@ def label_consistency(hists: np.ndarray, result: HistFilterResult) -> dict[str, 
     Args:
         hists: (N_images, K_raw) class-area histograms of :func:`class_histograms`.
         result: the :func:`filter_histograms` result for ``hists``.
+
+    Raises:
+        ValueError: ``hists`` is not 2-D, holds non-finite values, or does not have one row per image of ``result``.
     """
     hists = np.asarray(hists, dtype=np.float64)
+    labels = np.asarray(result.hdbscan_labels)
+    if hists.ndim != 2 or hists.shape[0] != labels.shape[0]:
+        raise ValueError(
+            f"label_consistency needs (N_images, K) histograms with one row per image of the filter result "
+            f"({labels.shape[0]} images), got shape {hists.shape}"
+        )
+    if not np.all(np.isfinite(hists)):
+        raise ValueError("label_consistency got non-finite histogram values (NaN or inf)")
     n_images = hists.shape[0]
-    labels = result.hdbscan_labels
-    share = float(np.mean(labels == result.largest_cluster)) if n_images else 0.0
+    found = n_images > 0 and result.largest_cluster >= 0
+    share = float(np.mean(labels == result.largest_cluster)) if found else 0.0
     present = hists[:, result.kept_classes] > 0 if n_images else np.zeros((0, result.kept_classes.size), bool)
     presence = present.mean(axis=0) if n_images else np.zeros(result.kept_classes.size)
     return {

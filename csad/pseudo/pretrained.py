@@ -69,7 +69,7 @@ def region_means(labels: np.ndarray, descriptors: np.ndarray) -> np.ndarray:
 
 
 def border_labels(labels: np.ndarray, band: int) -> np.ndarray:
-    """Return the sorted labels present within ``band`` pixels (at least 1) of the border of ``labels``."""
+    """Return the sorted labels present within ``band`` pixels (at least 1) of the border of the (H, W) ``labels``."""
     b = max(1, int(band))
     edge = np.concatenate([labels[:b].ravel(), labels[-b:].ravel(), labels[:, :b].ravel(), labels[:, -b:].ravel()])
     return np.unique(edge)
@@ -87,8 +87,9 @@ class PretrainedGrounding:
             only, no CNN is run) ...
         merge_feature_weight: ... and in the merging of regions into parts (None = ``feature_weight``; 0 = parts by
             colour only, texture used to tell background from parts).
-        pca_dim: PCA components kept of the concatenated normalised features.
-        pad: reflect padding before the CNN, pixels (a multiple of the largest stride).
+        pca_dim: PCA components kept of the concatenated normalised features (fewer when the CNN has fewer
+            channels or the PCA sample fewer pixels).
+        pad: reflect padding before the CNN, pixels (rounded up to a multiple of the largest stride).
         lightness_weight: weight of Lab lightness in the descriptor.
         superpixel_scale, superpixel_sigma, superpixel_min_size: Felzenszwalb superpixels.
         merge_threshold: average-linkage merging of adjacent regions below this descriptor distance.
@@ -107,7 +108,8 @@ class PretrainedGrounding:
         device: torch device of the CNN.
 
     Raises:
-        ValueError: a size, weight or quantile out of range.
+        ValueError: a size, weight or quantile out of range or not finite; ``merge_feature_weight > 0`` with
+            ``feature_weight`` 0 (no CNN is run then).
     """
 
     def __init__(
@@ -144,12 +146,33 @@ class PretrainedGrounding:
             raise ValueError(f"{PARAM_PREFIX}.background_quantile must be in (0, 1], got {background_quantile}")
         if pad < 0 or border_band < 1 or sample_pixels < 1:
             raise ValueError(f"{PARAM_PREFIX}: pad must be >= 0, border_band >= 1 and sample_pixels >= 1")
+        reals = {
+            "feature_weight": feature_weight,
+            "merge_feature_weight": 0.0 if merge_feature_weight is None else merge_feature_weight,
+            "lightness_weight": lightness_weight,
+            "superpixel_scale": superpixel_scale,
+            "superpixel_sigma": superpixel_sigma,
+            "merge_threshold": merge_threshold,
+            "thin_radius": thin_radius,
+            "object_merge_threshold": object_merge_threshold,
+            "object_lightness_weight": object_lightness_weight,
+            "hole_fill_ratio": hole_fill_ratio,
+            "min_object_fraction": min_object_fraction,
+        }
+        for key, value in reals.items():
+            if not math.isfinite(float(value)):
+                raise ValueError(f"{PARAM_PREFIX}.{key} must be a finite number, got {value}")
         self.extractor = extractor
         self.work_size = int(work_size)
         self.feature_weight = float(feature_weight)
         self.merge_feature_weight = self.feature_weight if merge_feature_weight is None else float(merge_feature_weight)
         if self.merge_feature_weight < 0:
             raise ValueError(f"{PARAM_PREFIX}.merge_feature_weight must be >= 0, got {merge_feature_weight}")
+        if self.merge_feature_weight > 0 and self.feature_weight == 0:
+            raise ValueError(
+                f"{PARAM_PREFIX}.merge_feature_weight is {merge_feature_weight} but feature_weight is 0, so no CNN "
+                f"features exist to merge by: set merge_feature_weight to null or 0, or feature_weight > 0"
+            )
         self.pca_dim = int(pca_dim)
         largest = max(extractor.strides) if extractor is not None else 1
         self.pad = int(math.ceil(int(pad) / largest) * largest)
@@ -174,7 +197,7 @@ class PretrainedGrounding:
         self.pca_components: np.ndarray | None = None  # (pca_dim, C)
         self.border_descriptors: np.ndarray | None = None  # (M, 3 + pca_dim) train border parts
         self.tau: float | None = None
-        self._parts_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # sha1 of a working image -> parts()
+        self._parts_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # _image_key(working image) -> parts()
 
     @property
     def uses_cnn(self) -> bool:
@@ -203,8 +226,9 @@ class PretrainedGrounding:
         return torch.cat(out, 0).permute(1, 2, 0).reshape(h * w, -1).cpu().numpy().astype(np.float64)
 
     def pixel_descriptors(self, work: np.ndarray) -> np.ndarray:
-        """Return the (H, W, 3 + pca_dim) float32 descriptor of the working image: Lab (lightness weighted) and the
-        weighted PCA projection of the CNN features (only Lab when ``feature_weight`` is 0).
+        """Return the (H, W, 3 + k) float32 descriptor of the (H, W, 3) uint8 working image: Lab (L 0..100 times
+        ``lightness_weight``, a and b about -100..100) and ``feature_weight`` x the projection on the k <= ``pca_dim``
+        fitted PCA components of the CNN features (k = 0, only Lab, when ``feature_weight`` is 0).
 
         Raises:
             RuntimeError: CNN channels are requested before :meth:`fit`.
@@ -221,13 +245,13 @@ class PretrainedGrounding:
         return np.concatenate([lab, self.feature_weight * proj.reshape(h, w, -1)], axis=-1).astype(np.float32)
 
     def parts(self, work: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Return (int32 partition 0..n-1 of the working image into parts, (n, D) mean descriptor of each part).
+        """Return ((H, W) int32 partition 0..n-1 of the (H, W, 3) uint8 working image into parts, (n, D) float64 mean
+        descriptor of each part, D as in :meth:`pixel_descriptors`).
 
-        The results for the train images are kept by :meth:`fit` (keyed by the image's bytes), so grounding them
-        afterwards neither reruns the CNN nor merges their regions again.
+        The results for the train images are kept by :meth:`fit` (keyed by the image's shape and bytes), so
+        grounding them afterwards neither reruns the CNN nor merges their regions again.
         """
-        key = hashlib.sha1(np.ascontiguousarray(work).tobytes()).hexdigest()
-        cached = self._parts_cache.get(key)
+        cached = self._parts_cache.get(_image_key(work))
         if cached is not None:
             return cached
         desc = self.pixel_descriptors(work)
@@ -245,16 +269,28 @@ class PretrainedGrounding:
 
     # -------------------------------------------------------------------------------------------------------------
     def fit(self, images: Sequence[np.ndarray]) -> dict[str, Any]:
-        """Fit the PCA of the CNN features and the background model on the RGB uint8 train ``images``; return a
-        JSON-ready summary (``tau``, number of border parts, PCA variance kept).
+        """Fit the PCA of the CNN features and the background model on the (H, W, 3) uint8 RGB train ``images`` (any
+        sizes); return a JSON-ready summary (``tau``, number of border parts, PCA variance kept, and ``warnings``
+        when the background model is degenerate: tau 0, or border bands that cover a whole working image).
+
+        Refitting replaces the previous model and the cached parts of the previous train images.
 
         Raises:
-            ValueError: no images.
+            ValueError: no images, or an image that is not (H, W, 3) uint8.
         """
         if len(images) == 0:
             raise ValueError("PretrainedGrounding.fit needs at least one train image")
-        works = [to_work_size(np.asarray(im), self.work_size) for im in images]
+        works = []  # one pass over ``images`` (which may read them lazily): only working-size copies are kept
+        for i, image in enumerate(images):
+            im = np.asarray(image)
+            if im.ndim != 3 or im.shape[2] != 3 or im.dtype != np.uint8 or min(im.shape[:2]) < 1:
+                raise ValueError(
+                    f"PretrainedGrounding.fit needs (H, W, 3) uint8 RGB images; train image {i} is "
+                    f"{im.shape} {im.dtype}"
+                )
+            works.append(to_work_size(im, self.work_size))
         summary: dict[str, Any] = {"images": len(works)}
+        warnings: list[str] = []
         if self.uses_cnn:
             rng = np.random.default_rng(self.seed)
             samples = []
@@ -272,16 +308,34 @@ class PretrainedGrounding:
             summary["pca_variance_kept"] = round(float(var[:k].sum() / max(var.sum(), 1e-12)), 4)
         descs, owners = [], []
         self._parts_cache = {}
+        covered = []
         for i, work in enumerate(works):
             labels, means = self.parts(work)
-            self._parts_cache[hashlib.sha1(np.ascontiguousarray(work).tobytes()).hexdigest()] = (labels, means)
+            self._parts_cache[_image_key(work)] = (labels, means)
             ids = border_labels(labels, self.border_band)
             descs.append(means[ids])
             owners.append(np.full(len(ids), i))
+            if 2 * self.border_band >= min(work.shape[:2]):
+                covered.append(i)
         self.border_descriptors = np.concatenate(descs).astype(np.float64)
         owner = np.concatenate(owners)
         self.tau = _leave_one_out_quantile(self.border_descriptors, owner, self.background_quantile)
+        if covered:
+            warnings.append(
+                f"the border band ({self.border_band} px) covers the whole working image of {len(covered)} of "
+                f"{len(works)} train images (first: image {covered[0]}, {works[covered[0]].shape[0]} x "
+                f"{works[covered[0]].shape[1]} px): their objects are learned as background; lower "
+                f"{PARAM_PREFIX}.border_band or raise {PARAM_PREFIX}.work_size"
+            )
+        if self.tau == 0:
+            why = "only one train image" if len(works) == 1 else "the border parts repeat exactly across the images"
+            warnings.append(
+                f"tau is 0 ({why}): no distance between the images' border parts to learn from, so only parts "
+                f"touching the border or identical to a train border part are background"
+            )
         summary.update(border_parts=len(owner), tau=round(self.tau, 4))
+        if warnings:
+            summary["warnings"] = warnings
         return summary
 
     def state(self) -> dict[str, np.ndarray]:
@@ -349,9 +403,16 @@ class PretrainedGrounding:
         )
 
 
+def _image_key(work: np.ndarray) -> str:
+    """Return the cache key of a working image: its shape, dtype and the sha1 of its bytes (the bytes alone do not
+    tell a 32 x 64 image from a 64 x 32 one)."""
+    digest = hashlib.sha1(np.ascontiguousarray(work).tobytes()).hexdigest()
+    return f"{work.shape}:{work.dtype}:{digest}"
+
+
 def _leave_one_out_quantile(descriptors: np.ndarray, owner: np.ndarray, quantile: float) -> float:
-    """Return the ``quantile`` of every descriptor's distance to its nearest descriptor of ANOTHER image (0 when
-    only one image contributed)."""
+    """Return the ``quantile`` of every (M, D) descriptor's distance (descriptor units) to its nearest descriptor of
+    ANOTHER image, ``owner`` (M,) giving each descriptor's image (0 when only one image contributed)."""
     if len(np.unique(owner)) < 2:
         return 0.0
     tree = cKDTree(descriptors)
@@ -376,19 +437,30 @@ def build_pretrained_grounding(cfg: dict[str, Any], device: str) -> PretrainedGr
     the :class:`PretrainedGrounding` keyword arguments) on ``device``.
 
     Raises:
-        ParamsError: an unknown key (with a suggestion) or a bad backbone; CheckpointError: unusable weights.
+        ParamsError: a missing or unknown key (with a suggestion), a value of the wrong type, a bad backbone or
+            strides; CheckpointError: unusable weights (only read when ``feature_weight > 0``).
     """
+    from csad.errors import ParamsError
     from csad.models.backbone import build_backbone
-    from csad.params import build_with_kwargs
+    from csad.params import build_with_kwargs, check_types
 
     cfg = dict(cfg)
+    missing = [key for key in ("backbone", "weights", "strides") if key not in cfg]
+    if missing:
+        raise ParamsError(f"params.yaml: {PARAM_PREFIX} lacks {', '.join(missing)}")
     name = cfg.pop("backbone")
     weights = cfg.pop("weights")
     strides = cfg.pop("strides")
+    check_types(PretrainedGrounding, cfg, PARAM_PREFIX)
     extractor = None
     if float(cfg.get("feature_weight", 20.0)) > 0:
-        extractor = build_backbone(
-            name, weights, strides, param=f"{PARAM_PREFIX}.weights", seed=int(cfg.get("seed", 0))
-        )
+        try:
+            extractor = build_backbone(
+                name, weights, strides, param=f"{PARAM_PREFIX}.weights", seed=int(cfg.get("seed", 0))
+            )
+        except ParamsError:
+            raise
+        except ValueError as err:
+            raise ParamsError(f"params.yaml: {PARAM_PREFIX}.backbone/strides: {err}") from err
         extractor = extractor.to(device).eval()
     return build_with_kwargs(PretrainedGrounding, {**cfg, "extractor": extractor, "device": device}, PARAM_PREFIX)

@@ -8,8 +8,10 @@ image's stem (``train/good/<stem>.png`` -> ``<out>/<stem>.png``).
 from __future__ import annotations
 
 import logging
+import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Sequence as SequenceABC
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from csad.data.loco import ImageRecord, read_image
-from csad.errors import CsadError
+from csad.errors import CsadError, ParamsError
 from csad.io import atomic_dir, write_json
 from csad.pseudo.masks import relabel_sequential
 from csad.pseudo.refine import refine_instances
@@ -59,6 +61,27 @@ def _summary(rows: list[dict[str, Any]], seconds: float, **extra: Any) -> dict[s
     }
 
 
+class LazyImages(SequenceABC):
+    """The RGB images of ``records`` as a sequence that reads each one from disk when it is indexed (so a backend's
+    ``fit`` never holds a whole full-resolution train set in memory), with a progress bar over one pass."""
+
+    def __init__(self, records: Sequence[ImageRecord], desc: str = "read") -> None:
+        self.records = list(records)
+        self.desc = desc
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> np.ndarray:  # type: ignore[override]
+        if isinstance(index, slice):
+            raise TypeError("LazyImages does not support slicing")
+        return read_image(self.records[index].path)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for rec in tqdm(self.records, desc=self.desc, unit="img"):
+            yield read_image(rec.path)
+
+
 def run_grounding(
     records: Sequence[ImageRecord], backend: GroundingBackend, prompt: str, out_dir: Path
 ) -> dict[str, Any]:
@@ -66,17 +89,21 @@ def run_grounding(
     ``grounding.parquet`` and ``summary.json`` into ``out_dir``; return the summary.
 
     A backend with a ``fit(images)`` method (one that learns from the train images, e.g.
-    :class:`csad.pseudo.pretrained.PretrainedGrounding`) is fitted on all ``records`` first; its summary goes to
-    ``summary.json`` under ``fit`` and its ``state()`` arrays, when it has them, to ``model.npz``.
+    :class:`csad.pseudo.pretrained.PretrainedGrounding`) is fitted on all ``records`` first; its summary (a mapping;
+    any other return value counts as an empty one) goes to ``summary.json`` under ``fit``, its ``warnings`` are
+    logged, and its ``state()`` arrays, when it has them, go to ``model.npz``.
     """
     with atomic_dir(out_dir) as tmp:
         fit_summary = None
         if hasattr(backend, "fit"):
             fit_start = time.perf_counter()
-            images = [read_image(rec.path) for rec in tqdm(records, desc="ground: read train images", unit="img")]
-            fit_summary = backend.fit(images)
+            images = LazyImages(records, desc="ground: fit on the train images")
+            fitted = backend.fit(images)
+            fit_summary = dict(fitted) if isinstance(fitted, Mapping) else {}
             fit_summary["seconds"] = round(time.perf_counter() - fit_start, 3)
             del images
+            for w in fit_summary.get("warnings") or []:
+                log.warning("ground fit: %s", w)
             if hasattr(backend, "state"):
                 np.savez(tmp / "model.npz", **backend.state())
 
@@ -97,8 +124,9 @@ def run_grounding(
         pd.DataFrame(rows).to_parquet(tmp / "grounding.parquet", index=False)
         extra = {} if fit_summary is None else {"fit": fit_summary}
         summary = _summary(rows, seconds, prompt=prompt, **extra)
-        if fit_summary is not None:
+        if fit_summary is not None:  # the fit is part of the stage's work: count it in both timings
             summary["seconds"] = round(summary["seconds"] + fit_summary["seconds"], 3)
+            summary["seconds_per_image"] = round(summary["seconds"] / max(1, len(rows)), 4)
         written = without_timing(summary)
         if fit_summary is not None:
             written["fit"] = {k: v for k, v in fit_summary.items() if k != "seconds"}
@@ -168,14 +196,20 @@ def run_cluster(
     :func:`csad.pseudo.cluster.auto_bandwidth` at ``cfg["bandwidth_quantile"]`` when it is ``"auto"``; clusters
     under alpha dropped); write
     ``clusters.parquet`` (one row per component: its cluster, -1 = dropped), ``maps/<stem>.png`` (cluster k painted
-    as k + 1) and ``summary.json`` into ``out_dir``; return the summary."""
+    as k + 1) and ``summary.json`` into ``out_dir``; return the summary.
+
+    Raises:
+        ParamsError: ``cfg["bandwidth"]`` is neither ``"auto"`` nor a finite number > 0.
+        CsadError: a missing or inconsistent features artifact, or no cluster kept (names the param to change).
+    """
     from csad.pseudo.cluster import alpha_min_members, auto_bandwidth, cluster_components
 
     table, features = read_components(components_dir)
     min_members = alpha_min_members(n_images, cfg["alpha"])
     bandwidth = cfg["bandwidth"]
-    if isinstance(bandwidth, str) and bandwidth != "auto":
-        raise CsadError(f"cluster.bandwidth must be a number or 'auto', got {bandwidth!r}")
+    numeric = isinstance(bandwidth, (int, float)) and not isinstance(bandwidth, bool)
+    if bandwidth != "auto" and not (numeric and 0 < bandwidth < math.inf):
+        raise ParamsError(f"cluster.bandwidth must be a finite number > 0 or 'auto', got {bandwidth!r}")
     if bandwidth == "auto":
         bandwidth = auto_bandwidth(features, cfg["bandwidth_quantile"], cfg["proj_dim"], cfg["seed"])
     result = cluster_components(features, float(bandwidth), min_members, cfg["proj_dim"], cfg["seed"], cfg["n_jobs"])
@@ -200,9 +234,10 @@ def run_cluster(
             write_map(tmp / "maps" / f"{stem}.png", lut[instances])
         write_json(tmp / "summary.json", without_timing(summary))
     if result.n_clusters == 0:
+        knob = "cluster.bandwidth_quantile" if cfg["bandwidth"] == "auto" else "cluster.bandwidth"
         raise CsadError(
-            f"cluster: no cluster has at least {min_members} members ({len(table)} components); raise "
-            f"cluster.bandwidth or lower cluster.alpha for this category"
+            f"cluster: no cluster has at least {min_members} members ({len(table)} components, bandwidth "
+            f"{float(bandwidth):.6g}); raise {knob} or lower cluster.alpha for this category"
         )
     return summary
 
