@@ -84,9 +84,14 @@ def test_empty_validation_folder(workdir: tuple[Path, dict[str, Any]]) -> None:
 
 def test_unknown_backend_option(workdir: tuple[Path, dict[str, Any]]) -> None:
     cwd, params = workdir
-    params["ground"]["classical"]["work_sise"] = 256
+    params["ground"]["pretrained"]["work_sise"] = 256  # the backend that runs
     (cwd / "data/tags").mkdir(parents=True)
     (cwd / "data/tags/breakfast_box.json").write_text('{"prompt": "x ."}')
+    assert "unknown key ground.pretrained.work_sise (did you mean ground.pretrained.work_size?)" in _stage(
+        "ground", cwd, params
+    )
+    params["ground"]["backend"] = "classical"
+    params["ground"]["classical"]["work_sise"] = 256
     assert "unknown key ground.classical.work_sise (did you mean ground.classical.work_size?)" in _stage(
         "ground", cwd, params
     )

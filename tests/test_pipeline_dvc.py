@@ -56,7 +56,7 @@ def test_pseudo_labels_and_cluster_param_reruns_only_cluster_and_filter(tmp_path
     assert ran.index("settings@pushpins") < ran.index("tag@pushpins")
     metrics = json.loads((project / "metrics/pushpins/pseudo_labels.json").read_text())
     assert metrics["num_classes"] >= 1 and 0.0 <= metrics["miou"] <= 1.0
-    params["cluster"]["bandwidth"] = float(params["cluster"]["bandwidth"]) * 1.01
+    params["cluster"]["bandwidth_quantile"] = float(params["cluster"]["bandwidth_quantile"]) * 1.01  # auto bandwidth
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     second = ran_stages(dvc("repro", "filter@pushpins", cwd=project).stdout)
     # the settings stage rewrites the resolved values (only cluster's file changes); cluster reruns; filter reruns
