@@ -731,16 +731,21 @@ class ClassicalGrounding(_PartSegmenter):
         """Return the object instances (uint16, 1..n by decreasing area) and the background of ``image``;
         ``prompt`` is ignored."""
         _check_image(image)
-        objects, background = self.objects(image)
-        full = image.shape[:2]
-        instances = relabel_by_area(to_full_size(objects, full))
-        n = int(instances.max(initial=0))
-        return GroundingResult(
-            instances=instances,
-            background=to_full_size(background, full) & (instances == 0),
-            phrases=["object"] * n,
-            warnings=[] if n else ["no detections"],
-        )
+        return object_grounding(*self.objects(image), image.shape[:2])
+
+
+def object_grounding(objects: np.ndarray, background: np.ndarray, shape: tuple[int, int]) -> GroundingResult:
+    """Return the :class:`GroundingResult` of a working-resolution object map (0 = none, 1..m) and background mask,
+    brought to the image ``shape`` (H, W): instances uint16 1..n by decreasing area, background only where no
+    instance is, every phrase ``"object"``, the warning "no detections" when there is no instance."""
+    instances = relabel_by_area(to_full_size(objects, shape))
+    n = int(instances.max(initial=0))
+    return GroundingResult(
+        instances=instances,
+        background=to_full_size(background, shape) & (instances == 0),
+        phrases=["object"] * n,
+        warnings=[] if n else ["no detections"],
+    )
 
 
 def _disk(radius: int) -> np.ndarray:

@@ -46,10 +46,9 @@ from csad.pseudo.classical import (
     fill_object_holes,
     lab_image,
     merge_regions,
+    object_grounding,
     region_stats,
-    relabel_by_area,
     split_components,
-    to_full_size,
     to_work_size,
 )
 from csad.pseudo.types import GroundingResult
@@ -391,16 +390,7 @@ class PretrainedGrounding:
         image = np.asarray(image)
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"PretrainedGrounding needs an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
-        objects, background = self.objects(image)
-        full = image.shape[:2]
-        instances = relabel_by_area(to_full_size(objects, full))
-        n = int(instances.max(initial=0))
-        return GroundingResult(
-            instances=instances,
-            background=to_full_size(background, full) & (instances == 0),
-            phrases=["object"] * n,
-            warnings=[] if n else ["no detections"],
-        )
+        return object_grounding(*self.objects(image), image.shape[:2])
 
 
 def _image_key(work: np.ndarray) -> str:

@@ -11,7 +11,6 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from collections.abc import Sequence as SequenceABC
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +60,7 @@ def _summary(rows: list[dict[str, Any]], seconds: float, **extra: Any) -> dict[s
     }
 
 
-class LazyImages(SequenceABC):
+class LazyImages(Sequence[np.ndarray]):
     """The RGB images of ``records`` as a sequence that reads each one from disk when it is indexed (so a backend's
     ``fit`` never holds a whole full-resolution train set in memory), with a progress bar over one pass."""
 
