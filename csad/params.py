@@ -77,6 +77,7 @@ SCHEMA: Schema = {
         "n_hu": int,
         "color_lightness_weight": float,
         "min_fraction": float,
+        "cnn_normalize": bool,
         "block_weights": dict,
         OVERRIDES: OVERRIDES,
     },

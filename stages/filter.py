@@ -6,7 +6,8 @@ Class-area histograms per image, HDBSCAN (min cluster size fallback never below 
 as the labelled set, classes with a small mean area pruned and the rest remapped to 1..K (params ``filter``).
 Writes ``data/pseudo_labels/<category>/`` (labels/<stem>.png, labeled.parquet, histograms.parquet, classes.json),
 the metric ``metrics/<category>/pseudo_labels.json`` (consistency across the train images: largest HDBSCAN
-cluster share and per-class presence; mIoU against component_gt when the dataset has it) and the
+cluster share and per-class presence; mIoU against component_gt when the dataset has it, with the instance ceiling:
+the best mIoU a clustering of the refined instances could reach, read from ``data/refined/<category>/``) and the
 plot ``metrics/<category>/pseudo_labels.png``.
 """
 
@@ -38,7 +39,13 @@ def main(argv: list[str] | None = None) -> None:
         "labeled_images": summary["labeled_images"],
         "train_images": summary["images"],
         **summary["consistency"],
-        **pseudo_label_quality(category, out / "labels", labeled_keys, summary["classes"]),
+        **pseudo_label_quality(
+            category,
+            out / "labels",
+            labeled_keys,
+            summary["classes"],
+            instances_dir=Path("data/refined") / args.category / "instances",
+        ),
     }
     write_json(Path("metrics") / args.category / "pseudo_labels.json", metrics)
     write_png(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -185,6 +186,37 @@ def test_cnn_block_is_unit_length_times_its_weight_and_batches_across_images() -
     with pytest.raises(ValueError, match="backbone"):
         extract_component_features(image, instances, config, None)
     assert build_feature_backbone(ComponentFeatureConfig()) is None
+
+
+def test_cnn_normalize_false_keeps_the_raw_mean_features_times_the_weight() -> None:
+    """The paper profile (released code): the cnn block is the raw mean feature vector, not a unit vector, so the
+    released MeanShift bandwidths (3-4 after the 512-d projection) see the distances they were chosen for."""
+    import dataclasses
+
+    logging.getLogger("csad.models.backbone").setLevel(logging.ERROR)
+    image, instances = two_objects()
+    unit = ComponentFeatureConfig(
+        descriptors=["cnn"], backbone="resnet18", weights="none", stride=8, n_rotations=4, block_weights={"cnn": 1.0}
+    )
+    backbone = build_feature_backbone(unit)
+    raw_cfg = dataclasses.replace(unit, cnn_normalize=False, block_weights={"cnn": 3.0})
+    normed = extract_component_features(image, instances, unit, backbone)[1]
+    raw = extract_component_features(image, instances, raw_cfg, backbone)[1]
+    norms = np.linalg.norm(raw, axis=1, keepdims=True) / 3.0
+    assert np.allclose(np.linalg.norm(normed, axis=1), 1.0, atol=1e-4)
+    assert not np.allclose(norms, 1.0, atol=1e-2)  # raw features of a ReLU network are not unit vectors
+    assert np.allclose(raw / 3.0 / norms, normed, atol=1e-4)
+
+
+def test_params_profiles_pick_the_cnn_scale_their_bandwidths_assume() -> None:
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    default = yaml.safe_load((root / "params.yaml").read_text())["features"]
+    paper = yaml.safe_load((root / "params" / "paper.yaml").read_text())
+    assert default["cnn_normalize"] is True
+    assert paper["features"]["cnn_normalize"] is False and paper["features"]["descriptors"] == ["cnn"]
+    assert isinstance(paper["cluster"]["bandwidth"], float) and paper["cluster"]["proj_dim"] == 512
 
 
 def test_unknown_descriptor_is_rejected() -> None:

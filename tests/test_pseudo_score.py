@@ -85,3 +85,24 @@ def test_gt_class_absent_from_every_image_is_left_out() -> None:
     assert result["miou"] == 1.0
     assert result["absent_gt_classes"] == [2, 3]
     assert set(result["per_class"]) == {1}
+
+
+def test_instance_ceiling_is_one_for_unmixed_instances_and_about_bounds_random_clusterings() -> None:
+    from csad.pseudo.score import instance_ceiling_pairs
+
+    rng = np.random.default_rng(0)
+    gt = rng.integers(0, 3, size=(2, 16, 16))
+    perfect = [(gt[i] * 10 + (np.arange(16)[None, :] >= 8), gt[i]) for i in range(2)]  # split but never mixed
+    perfect = [(np.where(g > 0, inst, 0), g) for inst, g in perfect]
+    assert hungarian_miou(instance_ceiling_pairs(perfect, 2), 2, 2)["miou"] == 1.0
+    instances = [rng.integers(0, 6, size=(16, 16)) for _ in range(2)]
+    ceiling = hungarian_miou(instance_ceiling_pairs(zip(instances, gt, strict=True), 2), 2, 2)["miou"]
+    for _ in range(20):  # any class assignment of the same instances scores at most about the ceiling
+        lut = rng.integers(0, 3, size=6)
+        lut[0] = 0
+        got = hungarian_miou([(lut[inst], g) for inst, g in zip(instances, gt, strict=True)], 2, 2)["miou"]
+        assert got <= ceiling + 0.05
+    with pytest.raises(ValueError, match="shapes"):
+        list(instance_ceiling_pairs([(np.zeros((2, 2), int), np.zeros((2, 3), int))], 1))
+    with pytest.raises(ValueError, match="outside"):
+        list(instance_ceiling_pairs([(np.zeros((2, 2), int), np.full((2, 2), 5))], 1))

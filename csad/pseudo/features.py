@@ -7,7 +7,11 @@ described by a concatenation of *blocks*, chosen by name in :class:`ComponentFea
     The paper's descriptor: the component is cropped onto a ``canvas`` x ``canvas`` black square with the diagonal
     of its minimum-area rectangle scaled to the canvas (:func:`align_component`), rotated to every angle of
     :func:`rotation_angles`, passed through a frozen backbone; its feature map at ``stride`` is averaged over H, W
-    and then over the rotations (:func:`cnn_descriptors`). The vector is then L2-normalised, so the block has length 1.
+    and then over the rotations (:func:`cnn_descriptors`). With ``cnn_normalize`` (the embedded default) the vector is
+    then L2-normalised, so the block has length 1; without it the raw mean features are kept, as the released code
+    does (its MeanShift bandwidths of 3.0-4.0 after the 512-d random projection are on the scale of raw WRN50-2
+    layer4 features; normalised vectors are at most ~0.45 apart after that projection, so those bandwidths would
+    put every component into one cluster).
 ``color``
     Mean and standard deviation of CIE Lab inside the mask (L 0..100, a and b about -100..100), divided by
     :data:`COLOR_SCALE` and :data:`COLOR_STD_SCALE` (6 values).
@@ -29,11 +33,11 @@ change of 0.2), then multiplied by its weight in ``ComponentFeatureConfig.block_
 therefore comparable across categories and data sets: with the default blocks and weights (colour 1, area 1,
 elongation 0.5, solidity 0.5) two components of one class lie about 0.3-1 apart and two classes 1.5-6 apart, so
 the MeanShift bandwidth of the cluster step (identity projection) is about 1-2 (per category). The L2-normalised
-``cnn`` block contributes at most ``2 * weight``; with random backbone weights its vectors are nearly parallel
-(distances < 0.05), i.e. it carries no information. With the bundled ImageNet EfficientNet-Lite0 it does, but on the
-synthetic benchmark it did not raise the pseudo-label mIoU (``benchmarks/pseudo_labels.py``: 0.830 with ``cnn``
-added to the hand-crafted blocks, 0.620 with ``cnn`` alone, 0.838 without) while adding about 30 s per category on
-a 2-core CPU, so the embedded default leaves it out.
+``cnn`` block contributes at most ``2 * weight`` (``cnn_normalize: false``: raw feature units); with random backbone
+weights its vectors are nearly parallel (distances < 0.05), i.e. it carries no information. With the bundled
+ImageNet EfficientNet-Lite0 it does, but on the synthetic benchmark it did not raise the pseudo-label mIoU
+(``benchmarks/pseudo_labels.py``: 0.830 with ``cnn`` added to the hand-crafted blocks, 0.620 with ``cnn`` alone,
+0.838 without) while adding about 30 s per category on a 2-core CPU, so the embedded default leaves it out.
 """
 
 from __future__ import annotations
@@ -226,7 +230,10 @@ class ComponentFeatureConfig:
     forward pass, times ``n_rotations`` images), ``device``; ``n_hu`` (Hu moments in ``shape``);
     ``color_lightness_weight`` (multiplies the lightness mean and std of ``color``: below 1 makes shading count less
     than hue); ``min_fraction``
-    (components must cover more of the image); ``block_weights`` (descriptor -> weight, 1.0 when absent).
+    (components must cover more of the image); ``block_weights`` (descriptor -> weight, 1.0 when absent);
+    ``cnn_normalize`` (L2-normalise the ``cnn`` block before its weight: True on the fixed scale of the hand-crafted
+    blocks; False keeps the raw mean features, the released code's scale that ``params/paper.yaml``'s bandwidths
+    assume).
     """
 
     descriptors: list[str] = field(default_factory=lambda: ["color", "area", "elongation", "solidity"])
@@ -241,6 +248,7 @@ class ComponentFeatureConfig:
     n_hu: int = 4
     color_lightness_weight: float = 1.0
     min_fraction: float = 0.001
+    cnn_normalize: bool = True
     block_weights: dict[str, float] = field(
         default_factory=lambda: {
             "cnn": 1.0,
@@ -345,7 +353,9 @@ def extract_features_batch(
         cnn = cnn_descriptors(
             backbone, config.stride, canvases, config.n_rotations, config.batch_size, config.device, progress
         )
-        cnn = cnn / np.maximum(np.linalg.norm(cnn, axis=1, keepdims=True), 1e-12) * config.weight("cnn")
+        if config.cnn_normalize:
+            cnn = cnn / np.maximum(np.linalg.norm(cnn, axis=1, keepdims=True), 1e-12)
+        cnn = cnn * config.weight("cnn")
     dim = feature_dim(config, backbone)
     results: list[tuple[list[dict[str, Any]], np.ndarray]] = []
     offset = 0
