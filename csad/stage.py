@@ -14,14 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from csad.artifacts import SETTINGS_DIR, timing_file
 from csad.data.loco import LocoCategory
 from csad.errors import CsadError, ParamsError
 from csad.io import read_json
 from csad.params import load_params
 from csad.settings import stage_config, tracked_settings
-
-#: Where the ``settings`` stage writes each category's resolved settings, one JSON file per stage.
-SETTINGS_ROOT = Path("data/settings")
 
 
 def run_stage(main: Callable[[list[str] | None], None], argv: list[str] | None = None) -> None:
@@ -44,7 +42,7 @@ def category_parser(doc: str | None) -> argparse.ArgumentParser:
 
 def settings_path(category: str, stage: str) -> Path:
     """Return ``data/settings/<category>/<stage>.json``, the file of :func:`csad.settings.tracked_settings`."""
-    return SETTINGS_ROOT / category / f"{stage}.json"
+    return SETTINGS_DIR / category / f"{stage}.json"
 
 
 @dataclass
@@ -127,4 +125,4 @@ def write_timing(category: str, stage: str, summary: dict[str, Any]) -> None:
     from csad.io import write_json
 
     keys = ("images", "components", "seconds", "seconds_per_image")
-    write_json(Path("metrics") / category / "timing" / f"{stage}.json", {k: summary[k] for k in keys if k in summary})
+    write_json(timing_file(category, stage), {k: summary[k] for k in keys if k in summary})

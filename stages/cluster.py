@@ -9,8 +9,7 @@ Writes ``data/clusters/<category>/clusters.parquet``, ``maps/<stem>.png`` and ``
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from csad.artifacts import stage_output
 from csad.pseudo.steps import run_cluster
 from csad.stage import load_stage, run_stage
 
@@ -20,11 +19,11 @@ def main(argv: list[str] | None = None) -> None:
     run = load_stage(argv, __doc__, "cluster")
     args, category, cfg = run.args, run.category, run.config
     run_cluster(
-        Path("data/components") / args.category,
-        Path("data/refined") / args.category,
+        stage_output("features", args.category),
+        stage_output("refine", args.category),
         cfg,
         len(category.split("train")),
-        Path("data/clusters") / args.category,
+        stage_output("cluster", args.category),
     )
 
 

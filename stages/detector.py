@@ -11,8 +11,7 @@ and ``metrics/<category>/detector.json`` (threshold, fusion statistics, validati
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from csad.artifacts import stage_metrics, stage_output
 from csad.data.loco import read_image
 from csad.detector.build import DetectorSettings, build_detector
 from csad.io import round_metrics, write_json
@@ -27,19 +26,18 @@ def main(argv: list[str] | None = None) -> None:
     settings = build_with_kwargs(
         DetectorSettings, {k: v for k, v in run.config.items() if k != "overrides"}, "detector"
     )
-    models = Path("models") / args.category
     validation = [read_image(r.path) for r in category.split("validation")]
     detector, summary = build_detector(
         args.category,
-        models / "segmenter.pt",
-        models / "lgst.pt",
+        stage_output("train_seg", args.category),
+        stage_output("train_lgst", args.category),
         validation,
         settings,
         run.device(),
         progress=True,
     )
-    detector.save(models / "detector.pt", meta={"category": args.category, **summary})
-    write_json(Path("metrics") / args.category / "detector.json", round_metrics(summary))
+    detector.save(stage_output("detector", args.category), meta={"category": args.category, **summary})
+    write_json(stage_metrics("detector", args.category), round_metrics(summary))
 
 
 if __name__ == "__main__":

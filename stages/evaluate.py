@@ -14,10 +14,10 @@ average the defined values (``missing`` in summary.json names the rest), and an 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import pandas as pd
 
+from csad.artifacts import REPORT_DIR, ROC_DIR, SUMMARY_FILE, stage_metrics, stage_output
 from csad.data.loco import LocoCategory
 from csad.errors import CsadError
 from csad.io import read_json, write_json, write_png
@@ -34,18 +34,18 @@ def main(argv: list[str] | None = None) -> None:
     params = load_params(args.params)
     per_category = {}
     for name in params["categories"]:
-        metrics_path = Path("metrics") / f"{name}.json"
+        metrics_path = stage_metrics("score", name)
         if not metrics_path.is_file():
             raise CsadError(f"{metrics_path} is missing: run the score stage (dvc repro score@{name})")
         per_category[name] = read_json(metrics_path)
-        scores_dir = Path("data/scores") / name
+        scores_dir = stage_output("score", name)
         if not (scores_dir / "scores.parquet").is_file():
             raise CsadError(f"{scores_dir / 'scores.parquet'} is missing: run the score stage (dvc repro score@{name})")
         scores = pd.read_parquet(scores_dir / "scores.parquet")
-        write_roc_csvs(scores, Path("metrics/roc"), name)
+        write_roc_csvs(scores, ROC_DIR, name)
         category = LocoCategory.open(params["dataset"]["root"], name)
-        write_png(Path("metrics/report") / f"{name}.png", visual_report(category, scores, scores_dir))
-    write_json(Path("metrics/summary.json"), summarize(per_category))
+        write_png(REPORT_DIR / f"{name}.png", visual_report(category, scores, scores_dir))
+    write_json(SUMMARY_FILE, summarize(per_category))
 
 
 if __name__ == "__main__":

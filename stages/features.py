@@ -10,8 +10,7 @@ Writes ``data/components/<category>/`` (components.parquet, images.parquet, feat
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from csad.artifacts import stage_output
 from csad.pseudo.steps import run_features
 from csad.stage import load_stage, run_stage, write_timing
 
@@ -22,10 +21,10 @@ def main(argv: list[str] | None = None) -> None:
     args, category, cfg = run.args, run.category, run.config
     summary = run_features(
         category.split("train"),
-        Path("data/refined") / args.category,
+        stage_output("refine", args.category),
         cfg,
         run.device(),
-        Path("data/components") / args.category,
+        stage_output("features", args.category),
     )
     write_timing(args.category, "features", summary)
 

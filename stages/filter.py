@@ -13,10 +13,9 @@ plot ``metrics/<category>/pseudo_labels.png``.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 
+from csad.artifacts import instances_dir, stage_metrics, stage_output
 from csad.io import write_json, write_png
 from csad.pseudo.report import pseudo_label_grid, pseudo_label_quality
 from csad.pseudo.steps import run_filter
@@ -27,10 +26,10 @@ def main(argv: list[str] | None = None) -> None:
     """Filter the clustered components of one category into pseudo-label maps."""
     run = load_stage(argv, __doc__, "filter")
     args, category, cfg = run.args, run.category, run.config
-    out = Path("data/pseudo_labels") / args.category
+    out = stage_output("filter", args.category)
     records = category.split("train")
     summary = run_filter(
-        records, Path("data/components") / args.category, Path("data/clusters") / args.category, cfg, out
+        records, stage_output("features", args.category), stage_output("cluster", args.category), cfg, out
     )
     labeled = pd.read_parquet(out / "labeled.parquet")
     labeled_keys = labeled.loc[labeled["labeled"], "key"].tolist()
@@ -44,12 +43,12 @@ def main(argv: list[str] | None = None) -> None:
             out / "labels",
             labeled_keys,
             summary["classes"],
-            instances_dir=Path("data/refined") / args.category / "instances",
+            instances_dir=instances_dir(args.category),
         ),
     }
-    write_json(Path("metrics") / args.category / "pseudo_labels.json", metrics)
+    write_json(stage_metrics("filter", args.category), metrics)
     write_png(
-        Path("metrics") / args.category / "pseudo_labels.png",
+        stage_metrics("filter", args.category).with_suffix(".png"),
         pseudo_label_grid(records, out / "labels", set(labeled_keys)),
     )
 

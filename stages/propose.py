@@ -10,8 +10,7 @@ Writes ``data/proposals/<category>/{instances,background}/<stem>.png``, ``propos
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from csad.artifacts import stage_output
 from csad.errors import ParamsError
 from csad.params import build_with_kwargs
 from csad.pseudo.steps import run_proposals
@@ -32,7 +31,7 @@ def main(argv: list[str] | None = None) -> None:
         backend = build_with_kwargs(ClassicalProposals, cfg["classical"], "propose.classical")
     else:
         raise ParamsError(f"{args.params}: propose.backend must be 'sam' or 'classical', got {cfg['backend']!r}")
-    summary = run_proposals(category.split("train"), backend, Path("data/proposals") / args.category)
+    summary = run_proposals(category.split("train"), backend, stage_output("propose", args.category))
     write_timing(args.category, "propose", summary)
 
 

@@ -10,8 +10,7 @@ Writes ``data/refined/<category>/instances/<stem>.png`` and ``summary.json``.
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from csad.artifacts import stage_output
 from csad.pseudo.steps import run_refine
 from csad.stage import load_stage, run_stage, write_timing
 
@@ -22,10 +21,10 @@ def main(argv: list[str] | None = None) -> None:
     args, category, cfg = run.args, run.category, run.config
     summary = run_refine(
         category.split("train"),
-        Path("data/grounding") / args.category,
-        Path("data/proposals") / args.category,
+        stage_output("ground", args.category),
+        stage_output("propose", args.category),
         cfg,
-        Path("data/refined") / args.category,
+        stage_output("refine", args.category),
     )
     write_timing(args.category, "refine", summary)
 

@@ -11,8 +11,7 @@ official layout; ``segmentation/<split>/<type>/<stem>.png`` component labels) an
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from csad.artifacts import stage_metrics, stage_output
 from csad.io import write_json
 from csad.scoring.run import score_category
 from csad.stage import load_stage, run_stage
@@ -23,12 +22,12 @@ def main(argv: list[str] | None = None) -> None:
     run = load_stage(argv, __doc__, "score")
     _, metrics = score_category(
         run.category,
-        Path("models") / run.args.category / "detector.pt",
+        stage_output("detector", run.args.category),
         run.config,
         run.device(),
-        Path("data/scores") / run.args.category,
+        stage_output("score", run.args.category),
     )
-    write_json(Path("metrics") / f"{run.args.category}.json", {"category": run.args.category, **metrics})
+    write_json(stage_metrics("score", run.args.category), {"category": run.args.category, **metrics})
 
 
 if __name__ == "__main__":

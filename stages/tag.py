@@ -9,8 +9,7 @@ Writes ``data/tags/<category>.json``: the final prompt and where each tag came f
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from csad.artifacts import stage_output
 from csad.data.loco import read_image
 from csad.errors import ParamsError
 from csad.io import write_json
@@ -41,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     else:
         raise ParamsError(f"{args.params}: tag.backend must be 'params' or 'ram', got {cfg['backend']!r}")
-    write_json(Path("data/tags") / f"{args.category}.json", result.to_json())
+    write_json(stage_output("tag", args.category), result.to_json())
 
 
 if __name__ == "__main__":

@@ -12,10 +12,10 @@ training curves ``metrics/<category>/train_lgst/`` (dvclive).
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from dvclive import Live
 
+from csad.artifacts import category_metrics_dir, stage_output
 from csad.data.loco import read_image
 from csad.lgst.checkpoint import save_lgst
 from csad.lgst.config import config_from_params
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> None:
     train = [read_image(r.path) for r in category.split("train")]
     val = [read_image(r.path) for r in category.split("validation")]
     every = max(1, config.iterations // 200)
-    with Live(dir=str(Path("metrics") / args.category / "train_lgst"), save_dvc_exp=False, dvcyaml=None) as live:
+    with Live(dir=str(category_metrics_dir(args.category) / "train_lgst"), save_dvc_exp=False, dvcyaml=None) as live:
 
         def log_step(step: int, losses: dict[str, float]) -> None:
             if step % every == 0 or step == config.iterations:
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
         model = train_lgst(train, config, backbone, callback=log_step)
         normalizer = fit_map_normalizer(model, val, config)
         live.summary["train_seconds"] = round(time.perf_counter() - start, 2)
-    save_lgst(Path("models") / args.category / "lgst.pt", model, normalizer, config)
+    save_lgst(stage_output("train_lgst", args.category), model, normalizer, config)
 
 
 if __name__ == "__main__":

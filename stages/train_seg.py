@@ -11,10 +11,9 @@ on test/good against component_gt, when the dataset has it).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from dvclive import Live
 
+from csad.artifacts import category_metrics_dir, stage_metrics, stage_output
 from csad.io import write_json
 from csad.seg.checkpoint import load_segmenter
 from csad.seg.run import segmentation_quality, train_category_segmenter
@@ -26,8 +25,8 @@ def main(argv: list[str] | None = None) -> None:
     run = load_stage(argv, __doc__, "train_seg")
     args, category, cfg = run.args, run.category, run.config
     device = run.device()
-    checkpoint = Path("models") / args.category / "segmenter.pt"
-    with Live(dir=str(Path("metrics") / args.category / "train_seg"), save_dvc_exp=False, dvcyaml=None) as live:
+    checkpoint = stage_output("train_seg", args.category)
+    with Live(dir=str(category_metrics_dir(args.category) / "train_seg"), save_dvc_exp=False, dvcyaml=None) as live:
 
         def log_step(step: int, losses: dict[str, float]) -> None:
             for name, value in losses.items():
@@ -36,9 +35,9 @@ def main(argv: list[str] | None = None) -> None:
 
         summary = train_category_segmenter(
             category,
-            Path("data/pseudo_labels") / args.category,
-            Path("data/refined") / args.category,
-            Path("data/proposals") / args.category,
+            stage_output("filter", args.category),
+            stage_output("refine", args.category),
+            stage_output("propose", args.category),
             cfg,
             device,
             checkpoint,
@@ -46,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     model, _, size = load_segmenter(checkpoint, device=device)
     quality = segmentation_quality(category, model, size, device)
-    write_json(Path("metrics") / args.category / "segmentation.json", {**quality, **summary})
+    write_json(stage_metrics("train_seg", args.category), {**quality, **summary})
 
 
 if __name__ == "__main__":
