@@ -11,7 +11,7 @@ classes, as the authors' speed script:
 - ``paper``: ``params/paper.yaml`` (WideResNet-50-2 encoder shared by both branches, 256 px, 512 LGST channels,
   student widths 256/512/512, 64 x 64 maps, padded student: the trained and deployed model, the released fused
   model's work);
-- ``paper_speed``: the same with the authors' speed-script simplification (method.md 8): unpadded local student and
+- ``paper_speed``: the same with the authors' speed-script simplification (docs/method.md 8): unpadded local student and
   56 x 56 maps (teacher, student and autoencoder), about 20 % less student work.
 
 Variants: ``torch_fp32``; ``torch_channels_last``; ``torch_bf16`` (bfloat16 autocast + channels_last; the float64

@@ -1,4 +1,4 @@
-"""DVC stage ``features@<category>``: a rotation-invariant descriptor per refined component (method.md 2.4).
+"""DVC stage ``features@<category>``: a rotation-invariant descriptor per refined component (docs/method.md 2.4).
 
     python stages/features.py --category pushpins
 

@@ -1,4 +1,4 @@
-"""DVC stage ``refine@<category>``: refined part-level instance maps (method.md 2.3, bugs fixed).
+"""DVC stage ``refine@<category>``: refined part-level instance maps (docs/method.md 2.3, bugs fixed).
 
     python stages/refine.py --category pushpins
 

@@ -1,4 +1,4 @@
-"""DVC stage ``score@<category>``: the deployed detector on validation/good and the test set (method.md 6).
+"""DVC stage ``score@<category>``: the deployed detector on validation/good and the test set (docs/method.md 6).
 
     python stages/score.py --category pushpins
 

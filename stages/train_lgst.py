@@ -1,4 +1,4 @@
-"""DVC stage ``train_lgst@<category>``: the Local-Global Student-Teacher branch (method.md section 5).
+"""DVC stage ``train_lgst@<category>``: the Local-Global Student-Teacher branch (docs/method.md section 5).
 
     python stages/train_lgst.py --category pushpins
 

@@ -1,4 +1,4 @@
-"""Patch Histogram scoring (method.md 4): histograms, Mahalanobis, trimmed normalisation, the scorer's state."""
+"""Patch Histogram scoring (docs/method.md 4): histograms, Mahalanobis, trimmed normalisation, the scorer's state."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Seeded random projection + MeanShift clustering of component features (method.md 2.5)."""
+"""Seeded random projection + MeanShift clustering of component features (docs/method.md 2.5)."""
 
 from __future__ import annotations
 

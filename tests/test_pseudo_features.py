@@ -1,4 +1,4 @@
-"""Rotation-invariant component descriptors (method.md 2.4)."""
+"""Rotation-invariant component descriptors (docs/method.md 2.4)."""
 
 from __future__ import annotations
 

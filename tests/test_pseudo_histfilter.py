@@ -1,4 +1,4 @@
-"""Class histograms, HDBSCAN filtering of pseudo-label maps, class pruning and remapping (method.md 2.6)."""
+"""Class histograms, HDBSCAN filtering of pseudo-label maps, class pruning and remapping (docs/method.md 2.6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Fine and coarse refinement of proposals / grounding instances into one instance map (method.md 2.3)."""
+"""Fine and coarse refinement of proposals / grounding instances into one instance map (docs/method.md 2.3)."""
 
 from __future__ import annotations
 

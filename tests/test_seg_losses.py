@@ -1,4 +1,4 @@
-"""Segmentation losses (method.md 3.5) against hand-computed values on tiny tensors."""
+"""Segmentation losses (docs/method.md 3.5) against hand-computed values on tiny tensors."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Logical Synthetic Anomalies (method.md 3.4) with the released bugs fixed (method.md 9.19, 9.24)."""
+"""Logical Synthetic Anomalies (docs/method.md 3.4) with the released bugs fixed (docs/method.md 9.19 and 9.24)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Component segmenter (method.md 3.2) and its semi-supervised training (method.md 3.3-3.6), on tiny CPU sizes."""
+"""Component segmenter (docs/method.md 3.2) and its semi-supervised training (docs/method.md 3.3-3.6), on tiny CPU
+sizes."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ networks, teacher statistics and map quantiles, stage ``train_lgst``), and the c
 The networks and statistics are copied into one detector; when the segmenter and the LGST teacher use the same
 encoder (same network, identical weights, same input size) the detector keeps one copy and runs it once.
 
-Then, on validation/good only (method.md 6; no test image is ever looked at):
+Then, on validation/good only (docs/method.md 6; no test image is ever looked at):
 
 1. each branch's raw scores are trimmed z-normalised (mean and std of the scores strictly between the ``lower``
    and ``upper`` quantiles, :class:`csad.scoring.patch_hist.TrimmedNormalizer`), and the fused score is their

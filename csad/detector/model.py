@@ -1,4 +1,4 @@
-"""``CsadDetector``: the deployable CSAD model, inference in exactly one place (method.md sections 3-6).
+"""``CsadDetector``: the deployable CSAD model, inference in exactly one place (docs/method.md sections 3-6).
 
 One ``nn.Module`` holds everything a trained category needs to score an image: the frozen CNN encoder (shared by
 the segmenter and the LGST teacher when both use the same network at the same input size), the component
@@ -12,13 +12,13 @@ with a dynamic batch axis). For a (B, 3, S, S) RGB batch in [0, 1] at the model'
 :class:`DetectorOutput`:
 
 - ``segmentation`` (B, S, S) int64: argmax component labels (0 = background);
-- Patch Histogram (method.md 4): per grid, class-area histograms of the segmentation, Mahalanobis distance to the
+- Patch Histogram (docs/method.md 4): per grid, class-area histograms of the segmentation, Mahalanobis distance to the
   train histograms (mean and pseudo-inverse covariance, float64), trimmed z-normalised with validation/good
   statistics and summed over grids: ``patch_hist_raw`` (B,);
-- LGST (method.md 5): local map = channel mean of ``(T - S_st)^2``, global map = channel mean of ``(A - S_ae)^2``,
+- LGST (docs/method.md 5): local map = channel mean of ``(T - S_st)^2``, global map = channel mean of ``(A - S_ae)^2``,
   each quantile-normalised (``0.1 (M - q_a) / (q_b - q_a)``), summed: ``anomaly_map`` (B, F, F) at the feature
   side F; ``lgst_raw`` (B,) is its maximum after bilinear upsampling to the LGST input side, as released;
-- fusion (method.md 6): each branch score trimmed z-normalised with its validation/good statistics
+- fusion (docs/method.md 6): each branch score trimmed z-normalised with its validation/good statistics
   (``patch_hist``, ``lgst``, (B,) float64) and summed with the fusion weights: ``score`` (B,) float64.
 
 A score above :attr:`CsadDetector.threshold` is the verdict "anomalous" (the threshold is derived from
@@ -264,7 +264,7 @@ class CsadDetector(nn.Module):
         return DetectorOutput(score, anomaly_map, segmentation, ph, lg, patch_hist_raw, lgst_raw)
 
     def patch_histogram(self, segmentation: torch.Tensor) -> torch.Tensor:
-        """Return the (B,) float64 Patch Histogram scores of (B, S, S) label maps (method.md 4): per grid the
+        """Return the (B,) float64 Patch Histogram scores of (B, S, S) label maps (docs/method.md 4): per grid the
         Mahalanobis distance of the class histograms, trimmed z-normalised, summed over grids."""
         total = torch.zeros(segmentation.shape[0], dtype=torch.float64, device=segmentation.device)
         for i, key in enumerate(self.grid_keys):

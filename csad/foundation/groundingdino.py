@@ -1,4 +1,4 @@
-"""Grounding DINO (groundingdino-py) built from local files only, and its box prediction (method.md 2.2 steps 1-4).
+"""Grounding DINO (groundingdino-py) built from local files only, and its box prediction (docs/method.md 2.2 steps 1-4).
 
 Nothing is downloaded: the BERT text encoder is read from a local folder (``text_encoder_type`` is pointed at it)
 and the detector weights from a local checkpoint loaded with ``torch.load(weights_only=True)``.
@@ -221,8 +221,9 @@ def predict_boxes(
 
     boxes: (n, 4) float32 xyxy in pixels of the original image; phrases: the caption tokens whose logit exceeds
     ``text_threshold``, decoded with the model's tokenizer; scores: (n,) float32 max token logit (sigmoid). Steps
-    (method.md 2.2 1-4): resize (short side ``short_side``, long side <= ``max_size``), ImageNet normalisation,
-    caption lower-cased/stripped/"."-terminated, queries kept when their max sigmoid logit > ``box_threshold``.
+    (docs/method.md 2.2 steps 1-4): resize (short side ``short_side``, long side <= ``max_size``), ImageNet
+    normalisation, caption lower-cased/stripped/"."-terminated, queries kept when their max sigmoid logit >
+    ``box_threshold``.
     """
     _check_rgb(image_rgb_uint8)
     height, width = image_rgb_uint8.shape[:2]

@@ -1,4 +1,4 @@
-"""LGST (Local-Global Student-Teacher, method.md section 5): training, anomaly maps, map normalisation, scores and
+"""LGST (Local-Global Student-Teacher, docs/method.md section 5): training, anomaly maps, map normalisation, scores and
 checkpoints. The networks live in :mod:`csad.models.lgst`.
 
 Modules: :mod:`~csad.lgst.config` (settings), :mod:`~csad.lgst.data` (images, jitter, penalty images),

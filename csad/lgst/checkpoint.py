@@ -1,4 +1,4 @@
-"""LGST checkpoints (method.md 5.4 and 5.5): the trained model, its map normaliser and its config in one file.
+"""LGST checkpoints (docs/method.md 5.4 and 5.5): the trained model, its map normaliser and its config in one file.
 
 :func:`save_lgst` writes one dict of tensors and JSON strings (format :data:`CHECKPOINT_FORMAT`, no pickled
 modules); :func:`load_lgst` rebuilds the model from it and checks the backbone against the stored fingerprint.

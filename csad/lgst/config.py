@@ -1,6 +1,7 @@
-"""Settings of LGST training and map normalisation (method.md 5.4 and 5.5; EfficientAD recipe, evaluation.md 2).
+"""Settings of LGST training and map normalisation (docs/method.md 5.4 and 5.5; EfficientAD recipe,
+docs/evaluation.md 2).
 
-:class:`LgstConfig` fixes the whole training schedule in advance (no selection on the test set, method.md 9.15),
+:class:`LgstConfig` fixes the whole training schedule in advance (no selection on the test set, docs/method.md 9.15),
 the seed and the map-normalisation quantiles; its defaults are the paper's (released code) values.
 :func:`config_from_params` reads it, with the teacher's :class:`~csad.models.lgst.BackboneSpec`, from the ``lgst``
 params section.

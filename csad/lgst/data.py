@@ -1,4 +1,4 @@
-"""Training data of LGST (method.md 5.4): images as network input, the autoencoder's colour jitter, the penalty
+"""Training data of LGST (docs/method.md 5.4): images as network input, the autoencoder's colour jitter, the penalty
 images and the seeded batch stream.
 
 :func:`prepare_images` turns uint8 RGB images into the ``(N, 3, S, S)`` [0, 1] batch the model takes (inference,

@@ -1,5 +1,5 @@
-"""Teacher statistics and the losses of one LGST training iteration (method.md 5.4; EfficientAD recipe,
-evaluation.md 2).
+"""Teacher statistics and the losses of one LGST training iteration (docs/method.md 5.4; EfficientAD recipe,
+docs/evaluation.md 2).
 
 On a batch ``x`` of train images and its colour-jittered copy ``x'`` (:func:`csad.lgst.data.color_jitter`)::
 

@@ -1,4 +1,4 @@
-"""LGST inference (method.md 5.5): raw anomaly maps, their quantile normalisation and the image scores.
+"""LGST inference (docs/method.md 5.5): raw anomaly maps, their quantile normalisation and the image scores.
 
 :func:`anomaly_maps` / :func:`compute_maps` return the raw local and global maps; :class:`MapNormalizer` (fitted on
 validation/good maps by :func:`fit_map_normalizer`) turns them into a summed, quantile-normalised map, and
@@ -48,7 +48,7 @@ def subsample_quantile(
 def anomaly_maps(model: LgstModel, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Return the raw (local, global) maps, each (B, F, F), of an RGB [0, 1] (B, 3, S, S) batch.
 
-    local = channel mean of (T - S_st)^2, global = channel mean of (A - S_ae)^2 (method.md 5.5). The model runs in
+    local = channel mean of (T - S_st)^2, global = channel mean of (A - S_ae)^2 (docs/method.md 5.5). The model runs in
     eval mode (AE dropout off); its previous mode is restored.
     """
     was_training = model.training

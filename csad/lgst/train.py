@@ -1,7 +1,7 @@
-"""The LGST training loop (method.md 5.4; EfficientAD recipe, evaluation.md 2).
+"""The LGST training loop (docs/method.md 5.4; EfficientAD recipe, docs/evaluation.md 2).
 
 :func:`train_lgst` runs a FIXED schedule from :class:`~csad.lgst.config.LgstConfig` (no selection on the test set,
-method.md 9.15), seeded: the same seed gives identical weights on CPU. Each iteration takes a batch ``x`` of train
+docs/method.md 9.15), seeded: the same seed gives identical weights on CPU. Each iteration takes a batch ``x`` of train
 images and its colour-jittered copy ``x'`` and minimises ``L = w_st L_st + w_ae L_ae + w_stae L_stae``
 (:func:`~csad.lgst.losses.lgst_losses`) with Adam over student + AE (:meth:`LgstModel.trainable_parameters`) and a
 StepLR schedule.

@@ -1,4 +1,4 @@
-"""The networks of LGST (Local-Global Student-Teacher, method.md section 5): teacher head, local student,
+"""The networks of LGST (Local-Global Student-Teacher, docs/method.md section 5): teacher head, local student,
 autoencoder ("global student"), and :class:`LgstModel`, which bundles them with the frozen backbone.
 
 :class:`LgstModel` takes RGB batches in [0, 1] of side ``image_size``; it normalises them once as its backbone's
@@ -61,7 +61,7 @@ class TeacherHead(nn.Module):
     Both stages are resized bilinearly (align_corners False) to ``feat_size``, concatenated, smoothed by
     ``AvgPool2d(3, 1, 1)`` and projected by a FROZEN random 1x1 convolution (PyTorch's default init drawn from a
     ``torch.Generator`` seeded with ``seed``; bias included). The projection is never trained but is part of the
-    state dict, bias too (the released export dropped the bias, method.md 9.20).
+    state dict, bias too (the released export dropped the bias, docs/method.md 9.20).
     """
 
     def __init__(self, in_channels: int, channels: int = 512, feat_size: int = 64, seed: int = 0) -> None:
@@ -84,7 +84,7 @@ class TeacherHead(nn.Module):
 
 
 class LocalStudent(nn.Module):
-    """Returns ``(S_st, S_ae)``, the two heads of the PDN-M-like local student (method.md 5.2).
+    """Returns ``(S_st, S_ae)``, the two heads of the PDN-M-like local student (docs/method.md 5.2).
 
     Trunk (p = 1 with padding): Conv(3->w1, k4, pad 3p) ReLU AvgPool(2, 2, pad p); Conv(w1->w2, k4, pad 3p) ReLU
     AvgPool(2, 2, pad p); Conv(w2->w3, k1) ReLU; Conv(w3->w3, k3, pad p) ReLU; Conv(w3->w3, k4) ReLU; bilinear
@@ -150,7 +150,7 @@ def decoder_sizes(out_size: int) -> tuple[int, ...]:
 
 class AutoEncoder(nn.Module):
     """Returns ``A``, the EfficientAD autoencoder's ``(B, out_channels, out_size, out_size)`` reconstruction of the
-    teacher features (the global student, method.md 5.3).
+    teacher features (the global student, docs/method.md 5.3).
 
     Encoder: five Conv(k4, s2, p1) + ReLU (3 -> b/2 -> b/2 -> b -> b -> b) and a Conv(b -> b) whose kernel is the
     remaining side (8 at image 256: ``image_size // 32``) giving a 1x1 code without activation. Decoder: for each

@@ -89,7 +89,7 @@ class ASPP(nn.Module):
 
 
 class DeepLabV3PlusDecoder(nn.Module):
-    """DeepLabV3+ decoder of the released ``Segmentor`` (method.md 3.2); returns logits at the requested size.
+    """DeepLabV3+ decoder of the released ``Segmentor`` (docs/method.md 3.2); returns logits at the requested size.
 
     High path: the stride-16 features resized to (out/16), ASPP (rates 6/12/18 + image pooling), ``fc1`` 1x1 to
     ``decoder_channels``, bilinear upsample to the stride-4 resolution. Low path: ``reduce`` 1x1 to
@@ -262,7 +262,7 @@ class ComponentSegmenter(nn.Module):
 def resize_images(images: Sequence[np.ndarray] | np.ndarray, size: int) -> np.ndarray:
     """Return the uint8 RGB ``images`` resized to (N, size, size, 3), bilinear with antialiasing (like PIL's).
 
-    Images already at ``size`` x ``size`` are copied unchanged. Aspect ratio is not kept (method.md 1.3).
+    Images already at ``size`` x ``size`` are copied unchanged. Aspect ratio is not kept (docs/method.md 1.3).
     """
     out = np.empty((len(images), size, size, 3), dtype=np.uint8)
     for i, image in enumerate(images):

@@ -1,4 +1,4 @@
-"""Clustering of component features into pseudo-classes (method.md 2.5), seeded and crash-free.
+"""Clustering of component features into pseudo-classes (docs/method.md 2.5), seeded and crash-free.
 
 The features go through a fixed random Gaussian projection (the released code's unseeded ``Linear(2048, 512)``
 with weights N(0, 0.01^2) and zero bias; here the weights come from ``np.random.default_rng(seed)``), then

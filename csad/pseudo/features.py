@@ -1,4 +1,4 @@
-"""Rotation-invariant descriptors of the components of an instance map (method.md 2.4).
+"""Rotation-invariant descriptors of the components of an instance map (docs/method.md 2.4).
 
 Each component (an instance value covering more than ``min_fraction`` of the image, in increasing value order) is
 described by a concatenation of *blocks*, chosen by name in :class:`ComponentFeatureConfig`:
@@ -84,7 +84,7 @@ def _largest_contour(mask: np.ndarray) -> np.ndarray | None:
 
 def align_component(image: np.ndarray, mask: np.ndarray, canvas: int = 65) -> tuple[np.ndarray, np.ndarray]:
     """Return (RGB uint8 canvas, bool mask canvas): the masked component scaled so the diagonal of its min-area
-    rectangle is about ``canvas`` pixels, centred on a ``canvas`` x ``canvas`` black square (method.md 2.4).
+    rectangle is about ``canvas`` pixels, centred on a ``canvas`` x ``canvas`` black square (docs/method.md 2.4).
 
     The image is zeroed outside ``mask``; the bbox of the largest external contour is cropped and resized by
     ``canvas / (diagonal + 1)`` (floor, clipped to [1, canvas], bilinear); the mask is re-binarised at 128; both

@@ -1,6 +1,6 @@
-"""Grounded-SAM open-vocabulary segmentation (X_sem, method.md 2.2): Grounding DINO boxes prompt SAM.
+"""Grounded-SAM open-vocabulary segmentation (X_sem, docs/method.md 2.2): Grounding DINO boxes prompt SAM.
 
-Fixes over the released code (method.md section 9):
+Fixes over the released code (docs/method.md 9.11 and 9.24):
 
 - The background pieces of ``background_prompt.split('.')`` are stripped before matching, so the pushpins prompt
   ``" container ."`` matches the phrase "container" (the released code compares " container " with its spaces,

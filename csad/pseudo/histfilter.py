@@ -1,4 +1,4 @@
-"""Histogram filtering of unreliable pseudo-label maps and class pruning (method.md 2.6), crash-free.
+"""Histogram filtering of unreliable pseudo-label maps and class pruning (docs/method.md 2.6), crash-free.
 
 Each training image gets a class-area histogram (:func:`class_histograms`). HDBSCAN groups the histograms; for
 each HDBSCAN cluster the images closest (L-inf) to its mean histogram are "labelled" (supervised in the segmenter

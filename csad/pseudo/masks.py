@@ -1,4 +1,5 @@
-"""Binary-mask operations of CSAD's pseudo-label refinement (method.md 2.2-2.3), with the released code's bugs fixed.
+"""Binary-mask operations of CSAD's pseudo-label refinement (docs/method.md 2.2-2.3), with the released code's bugs
+fixed.
 
 Masks are boolean (H, W) arrays; an instance map is an integer (H, W) array, 0 = nothing.
 
@@ -68,7 +69,7 @@ def filter_by_combine(
     masks: Sequence[np.ndarray], min_fraction: float = 0.001, overlap: float = 0.9
 ) -> list[np.ndarray]:
     """Return the "Combine & Filter" refinement: small part-level masks first, a larger mask kept only if at least
-    ``1 - overlap`` of it is not yet covered by the kept ones (method.md 2.3).
+    ``1 - overlap`` of it is not yet covered by the kept ones (docs/method.md 2.3).
 
     Masks are visited by ascending area; one is kept when it is the first or intersect_ratio(union, mask) is below
     ``overlap``, otherwise it waits; each waiting mask (ascending) is then kept if |union and mask| / |mask| is below

@@ -1,4 +1,4 @@
-"""SAM automatic-mask proposals (X_seg, method.md 2.3 steps 1, 3, 4 first half and 5).
+"""SAM automatic-mask proposals (X_seg, docs/method.md 2.3 steps 1, 3, the first half of 4, and the cut of 5).
 
 Per image: SAM's automatic masks, split into connected components; the corner-point background (SAM prompted with
 the 8 corner points); the components mostly inside that background removed; at most 255 components kept by

@@ -1,4 +1,4 @@
-"""Refinement of the part-level proposals into the instance map used for clustering (method.md 2.3).
+"""Refinement of the part-level proposals into the instance map used for clustering (docs/method.md 2.3).
 
 Two modes, chosen per category:
 

@@ -1,1 +1,1 @@
-"""Image-level anomaly scores of CSAD's branches (method.md 4): the Patch Histogram of segmentation maps."""
+"""Image-level anomaly scores of CSAD's branches (docs/method.md 4): the Patch Histogram of segmentation maps."""

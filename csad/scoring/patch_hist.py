@@ -1,4 +1,4 @@
-"""Patch Histogram scores of segmentation maps (method.md 4): class-area histograms of the whole map and of a grid
+"""Patch Histogram scores of segmentation maps (docs/method.md 4): class-area histograms of the whole map and of a grid
 of patches, Mahalanobis distance to the train distribution, trimmed z-normalisation on validation, summed.
 
 Grids are given as (rows, cols): the released patch sizes 256 and 128 on 256 px maps are the grids (1, 1) and

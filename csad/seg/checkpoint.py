@@ -1,4 +1,4 @@
-"""Reading the component segmenter's checkpoint (method.md 3.3-3.6): :func:`load_segmenter` returns the trained
+"""Reading the component segmenter's checkpoint (docs/method.md 3.3-3.6): :func:`load_segmenter` returns the trained
 segmenter, its fitted Patch Histogram scorer and its input size, for scoring and for the ``train_seg`` stage's
 quality check. Nothing here imports the training code (:mod:`csad.seg.train`, :mod:`csad.seg.run`).
 

@@ -1,4 +1,4 @@
-"""Data preparation and augmentation for the segmenter training (method.md 3.3): resizing, fill-holes, the light
+"""Data preparation and augmentation for the segmenter training (docs/method.md 3.3): resizing, fill-holes, the light
 geometric/photometric augmentation and the labelled-sample pipeline (LSA -> shift/scale/rotate -> brightness/
 contrast). Everything is numpy/OpenCV, driven by one ``numpy.random.Generator``.
 
@@ -46,7 +46,7 @@ def resize_label(label: np.ndarray, size: int) -> np.ndarray:
 def fill_holes(label: np.ndarray, min_pixels: int = 100) -> np.ndarray:
     """Return ``label`` with the holes of every class with more than ``min_pixels`` pixels filled by that class.
 
-    Fixed version of the released fill-holes path (method.md 3.3 / 9.18): class ids are never permuted and small
+    Fixed version of the released fill-holes path (docs/method.md 3.3 and 9.18): class ids are never permuted and small
     classes are never dropped. Only unlabelled (0) pixels change: a 0-pixel enclosed by class c (scipy
     ``binary_fill_holes``) gets c; where the filled regions of several classes overlap, the class with the smaller
     area wins (painted last, like the released descending-area paint order).

@@ -1,4 +1,4 @@
-"""Segmentation losses of CSAD (method.md 3.5), all on raw logits (B, C, H, W) and integer targets (B, H, W).
+"""Segmentation losses of CSAD (docs/method.md 3.5), all on raw logits (B, C, H, W) and integer targets (B, H, W).
 
 P = softmax(logits) over the class axis and Y = one-hot(target). Unlike the released code, the cross-entropy is the
 standard one (a single log-softmax of the logits, no double softmax), and the focal loss is computed on these

@@ -1,7 +1,7 @@
-"""Logical Synthetic Anomalies (method.md 3.4): paste rotated copies of an image's own components elsewhere in it,
+"""Logical Synthetic Anomalies (docs/method.md 3.4): paste rotated copies of an image's own components elsewhere in it,
 updating the image and its label map consistently.
 
-Fixes over the released ``labeled_lsa`` (method.md 9, items 19 and 24):
+Fixes over the released ``labeled_lsa`` (docs/method.md 9.19 and 9.24):
 
 * a paste happens only at a valid position: the warped mask stays inside the image and overlaps the background by
   less than the phase's threshold; if no attempt of ``max_attempts`` is valid the component is skipped;

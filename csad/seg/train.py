@@ -1,4 +1,4 @@
-"""Semi-supervised training of the component segmenter (method.md 3.5-3.6) on a fixed schedule.
+"""Semi-supervised training of the component segmenter (docs/method.md 3.5-3.6) on a fixed schedule.
 
 Each iteration takes a labelled batch (LSA + light augmentation; CE + focal + dice) and, after
 ``sup_only_epochs``, an unlabelled batch (no augmentation) whose predicted class histogram is pulled towards the
@@ -66,7 +66,7 @@ class BackboneSpec:
 
 @dataclass(frozen=True)
 class SegTrainConfig:
-    """Settings of :func:`train_segmenter`; defaults are the paper profile (method.md 3.3-3.6)."""
+    """Settings of :func:`train_segmenter`; defaults are the paper profile (docs/method.md 3.3-3.6)."""
 
     image_size: int = 256
     batch_size_labeled: int = 4
