@@ -1,7 +1,7 @@
 """The repository carries its own documentation: every reference to the method, architecture or evaluation document
 points into ``docs/``, and every cited section number exists there.
 
-Fast and offline: it reads the tracked ``*.py`` and ``*.md`` files (``git ls-files``, or a walk of the checkout when
+Fast and offline: it reads the tracked ``*.py``, ``*.md`` and ``*.yaml`` files (``git ls-files``, or a walk of the checkout when
 git is unavailable) and the headings of ``docs/*.md``.
 """
 
@@ -35,10 +35,10 @@ HEADING = re.compile(r"^#{2,3}\s+(\d+(?:\.\d+)?)\.?\s", re.MULTILINE)
 
 
 def tracked_files() -> list[Path]:
-    """Return the tracked ``*.py`` and ``*.md`` files of the repository (all such files when git is unavailable)."""
+    """Return the tracked ``*.py``, ``*.md`` and ``*.yaml`` files of the repository (all such files when git is unavailable)."""
     try:
         out = subprocess.run(
-            ["git", "ls-files", "-z", "--", "*.py", "*.md"],
+            ["git", "ls-files", "-z", "--", "*.py", "*.md", "*.yaml"],
             cwd=ROOT,
             capture_output=True,
             check=True,
@@ -51,7 +51,7 @@ def tracked_files() -> list[Path]:
         files = [
             p
             for p in ROOT.rglob("*")
-            if p.suffix in (".py", ".md") and p.is_file() and not SKIP_DIRS & set(p.relative_to(ROOT).parts)
+            if p.suffix in (".py", ".md", ".yaml") and p.is_file() and not SKIP_DIRS & set(p.relative_to(ROOT).parts)
         ]
     return sorted(p for p in files if p.is_file())
 
