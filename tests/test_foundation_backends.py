@@ -33,7 +33,7 @@ from csad.pseudo.grounding import (
     is_background_phrase,
 )
 from csad.pseudo.masks import merge_masks
-from csad.pseudo.proposals import AMG_DEFAULTS, SamProposals, build_sam_proposals, corner_points
+from csad.pseudo.proposals import AMG_DEFAULTS, SamProposals, build_sam_proposals
 from csad.pseudo.types import GroundingResult, ProposalResult
 
 # Thresholds at which random weights still give masks.
@@ -206,13 +206,6 @@ def test_amg_defaults_reach_the_generator(tiny_sam: torch.nn.Module) -> None:
     assert generator.min_mask_region_area == 500
     assert len(generator.point_grids[0]) == 32 * 32
     assert AMG_DEFAULTS["box_nms_thresh"] == 0.7
-
-
-def test_corner_points_are_clipped_into_the_image() -> None:
-    pts = corner_points(50, 80)
-    assert pts.shape == (8, 2)
-    assert pts[:4].tolist() == [[10, 10], [10, 40], [70, 10], [70, 40]]
-    assert pts[4:].tolist() == [[0, 0], [0, 49], [79, 0], [79, 49]]
 
 
 def test_sam_proposals_on_tiny_sam(tiny_sam: torch.nn.Module, image: np.ndarray) -> None:
