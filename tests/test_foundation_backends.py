@@ -22,10 +22,8 @@ from csad.foundation.groundingdino import (
     predict_boxes,
     preprocess_caption,
     resized_size,
-    write_offline_bert,
-    write_small_groundingdino,
 )
-from csad.foundation.sam import build_sam, sam_architecture, sam_predictor, save_tiny_sam
+from csad.foundation.sam import build_sam, sam_architecture, sam_predictor
 from csad.pseudo.grounding import (
     GroundedSamGrounding,
     background_pieces,
@@ -35,6 +33,7 @@ from csad.pseudo.grounding import (
 from csad.pseudo.masks import merge_masks
 from csad.pseudo.proposals import AMG_DEFAULTS, SamProposals, build_sam_proposals
 from csad.pseudo.types import GroundingResult, ProposalResult
+from tests.fixtures_foundation import save_tiny_sam, write_offline_bert, write_small_groundingdino
 
 # Thresholds at which random weights still give masks.
 PERMISSIVE_AMG = {
