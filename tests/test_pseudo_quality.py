@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from csad.pseudo.score import hungarian_miou
+from csad.pseudo.quality import hungarian_miou
 
 
 def test_permuted_labelling_scores_one() -> None:
