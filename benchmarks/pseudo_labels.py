@@ -63,7 +63,7 @@ from csad.errors import CsadError, ParamsError
 from csad.io import read_json, write_json
 from csad.params import OVERRIDES, SCHEMA, check, load_params, resolve
 from csad.pseudo.backends import build_ground_backend
-from csad.pseudo.report import pseudo_label_quality
+from csad.pseudo.quality import pseudo_label_quality
 from csad.pseudo.steps import run_cluster, run_features, run_filter, run_grounding, run_refine
 from csad.stage import select_device
 

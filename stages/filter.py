@@ -17,7 +17,7 @@ import pandas as pd
 
 from csad.artifacts import instances_dir, stage_metrics, stage_output
 from csad.io import write_json, write_png
-from csad.pseudo.report import pseudo_label_grid, pseudo_label_quality
+from csad.pseudo.quality import pseudo_label_grid, pseudo_label_quality
 from csad.pseudo.steps import run_filter
 from csad.stage import load_stage, run_stage
 

@@ -1,8 +1,8 @@
 """The repository carries its own documentation: every reference to the method, architecture or evaluation document
 points into ``docs/``, and every cited section number exists there.
 
-Fast and offline: it reads the tracked ``*.py``, ``*.md`` and ``*.yaml`` files (``git ls-files``, or a walk of the checkout when
-git is unavailable) and the headings of ``docs/*.md``.
+Fast and offline: it reads the tracked ``*.py``, ``*.md`` and ``*.yaml`` files (``git ls-files``, or a walk of the
+checkout when git is unavailable) and the headings of ``docs/*.md``.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ HEADING = re.compile(r"^#{2,3}\s+(\d+(?:\.\d+)?)\.?\s", re.MULTILINE)
 
 
 def tracked_files() -> list[Path]:
-    """Return the tracked ``*.py``, ``*.md`` and ``*.yaml`` files of the repository (all such files when git is unavailable)."""
+    """Return the tracked ``*.py``, ``*.md`` and ``*.yaml`` files of the repository (all of them without git)."""
     try:
         out = subprocess.run(
             ["git", "ls-files", "-z", "--", "*.py", "*.md", "*.yaml"],

@@ -22,10 +22,8 @@ from csad.foundation.groundingdino import (
     predict_boxes,
     preprocess_caption,
     resized_size,
-    write_offline_bert,
-    write_small_groundingdino,
 )
-from csad.foundation.sam import build_sam, sam_architecture, sam_predictor, save_tiny_sam
+from csad.foundation.sam import build_sam, sam_architecture, sam_predictor
 from csad.pseudo.grounding import (
     GroundedSamGrounding,
     background_pieces,
@@ -33,8 +31,9 @@ from csad.pseudo.grounding import (
     is_background_phrase,
 )
 from csad.pseudo.masks import merge_masks
-from csad.pseudo.proposals import AMG_DEFAULTS, SamProposals, build_sam_proposals, corner_points
+from csad.pseudo.proposals import AMG_DEFAULTS, SamProposals, build_sam_proposals
 from csad.pseudo.types import GroundingResult, ProposalResult
+from tests.fixtures_foundation import save_tiny_sam, write_offline_bert, write_small_groundingdino
 
 # Thresholds at which random weights still give masks.
 PERMISSIVE_AMG = {
@@ -206,13 +205,6 @@ def test_amg_defaults_reach_the_generator(tiny_sam: torch.nn.Module) -> None:
     assert generator.min_mask_region_area == 500
     assert len(generator.point_grids[0]) == 32 * 32
     assert AMG_DEFAULTS["box_nms_thresh"] == 0.7
-
-
-def test_corner_points_are_clipped_into_the_image() -> None:
-    pts = corner_points(50, 80)
-    assert pts.shape == (8, 2)
-    assert pts[:4].tolist() == [[10, 10], [10, 40], [70, 10], [70, 40]]
-    assert pts[4:].tolist() == [[0, 0], [0, 49], [79, 0], [79, 49]]
 
 
 def test_sam_proposals_on_tiny_sam(tiny_sam: torch.nn.Module, image: np.ndarray) -> None:

@@ -1,4 +1,5 @@
-"""Weight-free grounding and proposal backends, on tiny synthetic images and on hand-made scenes."""
+"""Weight-free grounding and proposal backends and their region toolkit, on tiny synthetic images and on hand-made
+scenes."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ import numpy as np
 import pytest
 
 from csad.data.synth.writer import generate_category
-from csad.pseudo.classical import (
-    ClassicalGrounding,
-    ClassicalProposals,
+from csad.pseudo.classical import ClassicalGrounding, ClassicalProposals
+from csad.pseudo.regions import (
     corner_points,
+    corner_regions,
     fill_object_holes,
     merge_regions,
     relabel_by_area,
@@ -181,8 +182,19 @@ def test_fill_object_holes_by_ratio() -> None:
 def test_relabel_by_area_and_corner_points() -> None:
     inst = np.array([[7, 7, 7, 0], [3, 0, 0, 0]])
     assert relabel_by_area(inst).tolist() == [[1, 1, 1, 0], [2, 0, 0, 0]]
-    assert corner_points((100, 200), 10)[:4] == [(10, 10), (10, 90), (190, 10), (190, 90)]
-    assert (199, 99) in corner_points((100, 200), 10)
+    assert corner_points(100, 200, 10)[:4].tolist() == [[10, 10], [10, 90], [190, 10], [190, 90]]
+    assert [199, 99] in corner_points(100, 200, 10).tolist()
+    labels = np.zeros((100, 200), np.int32)
+    labels[:, 100:] = 1
+    labels[50:, :] += 2
+    assert corner_regions(labels, 10) == {0, 1, 2, 3}
+
+
+def test_corner_points_are_clipped_into_the_image() -> None:
+    pts = corner_points(50, 80)
+    assert pts.shape == (8, 2) and pts.dtype == np.float32
+    assert pts[:4].tolist() == [[10, 10], [10, 40], [70, 10], [70, 40]]
+    assert pts[4:].tolist() == [[0, 0], [0, 49], [79, 0], [79, 49]]
 
 
 def test_bad_inputs_are_rejected() -> None:

@@ -5,15 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from csad.pseudo.histfilter import HistFilterResult, class_histograms, filter_histograms, remap_labels
+from csad.pseudo.histfilter import HistFilterResult, class_area_histograms, filter_histograms, remap_labels
 
 
-def test_class_histograms_match_a_hand_computed_table() -> None:
+def test_class_area_histograms_match_a_hand_computed_table() -> None:
     image_index = np.array([0, 0, 0, 1, 2, 2])
     labels = np.array([0, 2, 0, -1, 1, 2])
     areas = np.array([10, 20, 30, 50, 25, 75])
     image_areas = np.array([100, 100, 200])
-    hists = class_histograms(image_index, labels, areas, image_areas, n_classes=4)
+    hists = class_area_histograms(image_index, labels, areas, image_areas, n_classes=4)
     expected = np.array(
         [
             [0.4, 0.0, 0.2, 0.0],  # (10 + 30) / 100, 20 / 100
@@ -25,15 +25,15 @@ def test_class_histograms_match_a_hand_computed_table() -> None:
     np.testing.assert_allclose(hists, expected)
 
 
-def test_class_histograms_edge_cases_and_errors() -> None:
+def test_class_area_histograms_edge_cases_and_errors() -> None:
     none = np.zeros(0, dtype=np.int64)
-    assert class_histograms(none, none, none, np.array([4, 4]), 3).tolist() == [[0.0] * 3] * 2
+    assert class_area_histograms(none, none, none, np.array([4, 4]), 3).tolist() == [[0.0] * 3] * 2
     with pytest.raises(ValueError, match="labels"):
-        class_histograms(np.array([0]), np.array([3]), np.array([1]), np.array([4]), 3)
+        class_area_histograms(np.array([0]), np.array([3]), np.array([1]), np.array([4]), 3)
     with pytest.raises(ValueError, match="image_index"):
-        class_histograms(np.array([2]), np.array([0]), np.array([1]), np.array([4, 4]), 3)
+        class_area_histograms(np.array([2]), np.array([0]), np.array([1]), np.array([4, 4]), 3)
     with pytest.raises(ValueError, match="area"):
-        class_histograms(np.array([0]), np.array([0]), np.array([1]), np.array([0]), 3)
+        class_area_histograms(np.array([0]), np.array([0]), np.array([1]), np.array([0]), 3)
 
 
 def two_clusters() -> np.ndarray:

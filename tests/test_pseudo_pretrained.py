@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from csad.errors import ParamsError
-from csad.pseudo.classical import merge_regions
 from csad.pseudo.pretrained import (
     PretrainedGrounding,
     _leave_one_out_quantile,
@@ -15,6 +14,7 @@ from csad.pseudo.pretrained import (
     build_pretrained_grounding,
     region_means,
 )
+from csad.pseudo.regions import merge_regions
 
 SIZE = 96
 

@@ -3,9 +3,8 @@
 Nothing is downloaded: the BERT text encoder is read from a local folder (``text_encoder_type`` is pointed at it)
 and the detector weights from a local checkpoint loaded with ``torch.load(weights_only=True)``.
 
-For tests, :func:`write_offline_bert` writes a tiny random BERT folder and :func:`write_small_groundingdino` a small
-Grounding DINO (stock Swin-T backbone, which the package cannot shrink; 1 encoder and 1 decoder layer, 20 queries,
-feed-forward width 64) with random weights.
+The tiny random BERT folder and small random Grounding DINO that the tests build offline are written by
+``tests/fixtures_foundation.py`` (with :func:`stock_config_path` and :func:`groundingdino_architecture`).
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,16 +29,6 @@ CHECKPOINT_FILE = "groundingdino_swint_ogc.pth"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_PARAMS = {"config": "config", "checkpoint": "checkpoint", "bert_path": "bert_path"}
-
-#: Overrides of the stock GroundingDINO_SwinT_OGC config for the small test model.
-SMALL_OVERRIDES: dict[str, Any] = {
-    "enc_layers": 1,
-    "dec_layers": 1,
-    "num_queries": 20,
-    "dim_feedforward": 64,
-    "use_checkpoint": False,
-    "use_transformer_ckpt": False,
-}
 
 
 def _groundingdino() -> Any:
@@ -58,7 +47,7 @@ def stock_config_path() -> Path:
     return Path(gd.__file__).parent / "config" / "GroundingDINO_SwinT_OGC.py"
 
 
-def _build_architecture(config_path: Path, bert_path: Path, device: str) -> torch.nn.Module:
+def groundingdino_architecture(config_path: Path, bert_path: Path, device: str) -> torch.nn.Module:
     """Return a randomly initialised Grounding DINO of ``config_path`` whose text encoder is the BERT folder."""
     _groundingdino()
     from groundingdino.models import build_model
@@ -143,7 +132,7 @@ def build_groundingdino(
     config, path = check_groundingdino_files(config_path, checkpoint, bert_path, names)
     state = _extract_state_dict(load_tensor_file(path, names["checkpoint"]), path, names["checkpoint"])
     try:
-        model = _build_architecture(config, Path(bert_path), device)
+        model = groundingdino_architecture(config, Path(bert_path), device)
     except (OSError, ValueError) as err:
         raise CheckpointError(
             f"cannot build Grounding DINO from config {config} ({names['config']}) with the BERT folder {bert_path} "
@@ -249,85 +238,3 @@ def predict_boxes(
     cx, cy, w, h = (boxes * scale).unbind(-1)
     xyxy = torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], dim=-1)
     return xyxy.numpy().astype(np.float32).reshape(-1, 4), phrases, best.numpy().astype(np.float32)
-
-
-DEFAULT_WORDS: tuple[str, ...] = (
-    "-",
-    "a",
-    "the",
-    "of",
-    "apple",
-    "orange",
-    "banana",
-    "container",
-    "bag",
-    "zip",
-    "lock",
-    "pin",
-    "screw",
-    "bottle",
-    "juice",
-    "cable",
-)
-
-
-def write_offline_bert(
-    folder: str | Path,
-    hidden_size: int = 32,
-    layers: int = 1,
-    heads: int = 2,
-    seed: int = 0,
-    words: Sequence[str] = DEFAULT_WORDS,
-) -> Path:
-    """Return ``folder`` after writing a tiny random BERT into it (vocab.txt, tokenizer files, config, weights).
-
-    The vocabulary holds [PAD] [UNK] [CLS] [SEP] [MASK] . ? and ``words``; Grounding DINO needs "." and "?".
-    For tests only: it lets Grounding DINO build offline.
-    """
-    _groundingdino()
-    from transformers import BertConfig, BertModel, BertTokenizer
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", "?"]
-    vocab += [w for w in dict.fromkeys(words) if w not in vocab]
-    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    BertTokenizer(str(folder / "vocab.txt")).save_pretrained(folder)
-    config = BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=hidden_size,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        intermediate_size=2 * hidden_size,
-        max_position_embeddings=256,
-    )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        BertModel(config).save_pretrained(folder)
-    return folder
-
-
-def write_small_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> Path:
-    """Return ``path`` after writing the stock SwinT_OGC config followed by ``overrides`` (default: the small test
-    model of :data:`SMALL_OVERRIDES`)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lines = [stock_config_path().read_text(encoding="utf-8"), "", "# small test model"]
-    lines += [f"{k} = {v!r}" for k, v in (SMALL_OVERRIDES if overrides is None else overrides).items()]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
-
-
-def write_small_groundingdino(folder: str | Path, bert_path: str | Path, seed: int = 0) -> tuple[Path, Path]:
-    """Return (config, checkpoint) paths of a small randomly initialised Grounding DINO written to ``folder``.
-
-    The checkpoint mimics the official file: the state dict under key "model". For tests only.
-    """
-    folder = Path(folder)
-    config = write_small_config(folder / "groundingdino_small.py")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = _build_architecture(config, Path(bert_path), "cpu")
-    checkpoint = folder / "groundingdino_small.pth"
-    torch.save({"model": model.state_dict()}, checkpoint)
-    return config, checkpoint

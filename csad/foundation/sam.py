@@ -8,7 +8,7 @@ SAM-HQ checkpoint given to :func:`build_sam` is rejected with a message saying s
 Besides the stock ``vit_b``/``vit_l``/``vit_h`` architectures there is a ``tiny`` one (128 px input, 2-block ViT of
 width 32, one-block two-way transformer). It exists only so tests can run the real :class:`SamPredictor` and
 :class:`SamAutomaticMaskGenerator` in well under a second per image; its weights are random
-(:func:`save_tiny_sam`).
+(written by ``save_tiny_sam`` in ``tests/fixtures_foundation.py``).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ SAM_CHECKPOINT_FILES: dict[str, str] = {
     "vit_h": "sam_vit_h_4b8939.pth",
     "vit_l": "sam_vit_l_0b3195.pth",
     "vit_b": "sam_vit_b_01ec64.pth",
-    "tiny": "a file written by csad.foundation.sam.save_tiny_sam()",
+    "tiny": "a tiny SAM state dict (tests/fixtures_foundation.py, save_tiny_sam)",
 }
 
 #: Architecture of each model type; keys not given take the stock value of ``_STOCK``.
@@ -221,14 +221,3 @@ def sam_predictor(sam: torch.nn.Module) -> Any:
     from segment_anything import SamPredictor
 
     return SamPredictor(sam)
-
-
-def save_tiny_sam(path: str | Path, seed: int = 0) -> Path:
-    """Return ``path`` after writing the state dict of a randomly initialised ``tiny`` SAM (seeded) to it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        sam = sam_architecture("tiny")
-    torch.save(sam.state_dict(), path)
-    return path

@@ -1,6 +1,6 @@
 """Histogram filtering of unreliable pseudo-label maps and class pruning (docs/method.md 2.6), crash-free.
 
-Each training image gets a class-area histogram (:func:`class_histograms`). HDBSCAN groups the histograms; for
+Each training image gets a class-area histogram (:func:`class_area_histograms`). HDBSCAN groups the histograms; for
 each HDBSCAN cluster the images closest (L-inf) to its mean histogram are "labelled" (supervised in the segmenter
 training); classes whose mean area over the largest cluster is tiny are pruned and the rest renumbered
 (:func:`remap_labels`).
@@ -47,7 +47,7 @@ class HistFilterResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def class_histograms(
+def class_area_histograms(
     image_index: np.ndarray, labels: np.ndarray, areas: np.ndarray, image_areas: np.ndarray, n_classes: int
 ) -> np.ndarray:
     """Return the (N_images, n_classes) float64 class-area histograms: entry [i, k] = summed pixel area of image
@@ -60,7 +60,7 @@ def class_histograms(
         image_areas: (N_images,) pixel area (H * W) of each image, > 0.
         n_classes: number of raw classes (histogram columns).
 
-    >>> class_histograms(np.array([0, 0, 1]), np.array([1, -1, 0]), np.array([4, 9, 2]), np.array([16, 8]), 2)
+    >>> class_area_histograms(np.array([0, 0, 1]), np.array([1, -1, 0]), np.array([4, 9, 2]), np.array([16, 8]), 2)
     array([[0.  , 0.25],
            [0.25, 0.  ]])
     """
@@ -71,17 +71,17 @@ def class_histograms(
     n_images = image_areas.size
     if not image_index.size == labels.size == areas.size:
         raise ValueError(
-            f"class_histograms needs one image index, label and area per component, got "
+            f"class_area_histograms needs one image index, label and area per component, got "
             f"{image_index.size}, {labels.size} and {areas.size}"
         )
     if n_classes < 0:
-        raise ValueError(f"class_histograms needs n_classes >= 0, got {n_classes}")
+        raise ValueError(f"class_area_histograms needs n_classes >= 0, got {n_classes}")
     if image_index.size and (image_index.min() < 0 or image_index.max() >= n_images):
-        raise ValueError(f"class_histograms: image_index must lie in 0..{n_images - 1}")
+        raise ValueError(f"class_area_histograms: image_index must lie in 0..{n_images - 1}")
     if labels.size and (labels.min() < -1 or labels.max() >= n_classes):
-        raise ValueError(f"class_histograms: labels must lie in -1..{n_classes - 1}")
+        raise ValueError(f"class_area_histograms: labels must lie in -1..{n_classes - 1}")
     if np.any(image_areas <= 0):
-        raise ValueError("class_histograms: every image area must be > 0")
+        raise ValueError("class_area_histograms: every image area must be > 0")
     keep = labels >= 0
     flat = image_index[keep] * n_classes + labels[keep]
     sums = np.bincount(flat, weights=areas[keep], minlength=n_images * n_classes)
@@ -209,7 +209,7 @@ def label_consistency(hists: np.ndarray, result: HistFilterResult) -> dict[str, 
     - ``min_class_presence``: the smallest of those (null without classes).
 
     Args:
-        hists: (N_images, K_raw) class-area histograms of :func:`class_histograms`.
+        hists: (N_images, K_raw) class-area histograms of :func:`class_area_histograms`.
         result: the :func:`filter_histograms` result for ``hists``.
 
     Raises:

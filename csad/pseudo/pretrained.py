@@ -13,7 +13,7 @@ network), and learns what the background looks like from the training images the
    images) of the L2-normalised feature maps at ``strides``, bilinearly upsampled. The image is reflect-padded by
    ``pad`` pixels before the CNN so zero padding does not make features depend on the distance to the border.
 2. **Parts**: Felzenszwalb superpixels, then average-linkage merging of adjacent regions by the distance of their
-   mean descriptors (:func:`csad.pseudo.classical.merge_regions` over all channels) below ``merge_threshold``:
+   mean descriptors (:func:`csad.pseudo.regions.merge_regions` over all channels) below ``merge_threshold``:
    two regions of one colour but different print or texture stay apart.
 3. **Background model** (:meth:`PretrainedGrounding.fit`): the mean descriptors of the parts that touch a band of
    ``border_band`` pixels along the image border, over all train images (the product sits inside the frame, as in
@@ -40,7 +40,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 from skimage.segmentation import felzenszwalb
 
-from csad.pseudo.classical import (
+from csad.pseudo.regions import (
     absorb_thin,
     compact_labels,
     fill_object_holes,

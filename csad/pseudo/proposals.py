@@ -16,6 +16,7 @@ import numpy as np
 
 from csad.errors import ParamsError
 from csad.pseudo.masks import empty_instances, merge_masks, remove_background, split_connected_components
+from csad.pseudo.regions import corner_points
 from csad.pseudo.types import ProposalResult
 
 log = logging.getLogger(__name__)
@@ -58,28 +59,6 @@ def amg_settings(overrides: Mapping[str, Any] | None = None, prefix: str = PARAM
             value = int(value)
         out[key] = value if key in _INT_KEYS else float(value)
     return out
-
-
-def corner_points(height: int, width: int, inset: int = 10) -> np.ndarray:
-    """Return the (8, 2) float32 (x, y) corner prompts (inset, inset), (inset, H-inset), (W-inset, inset),
-    (W-inset, H-inset), (0, 0), (0, H), (W, 0), (W, H), clipped into the image."""
-    w, h = width, height
-    pts = np.array(
-        [
-            (inset, inset),
-            (inset, h - inset),
-            (w - inset, inset),
-            (w - inset, h - inset),
-            (0, 0),
-            (0, h),
-            (w, 0),
-            (w, h),
-        ],
-        dtype=np.float32,
-    )
-    pts[:, 0] = np.clip(pts[:, 0], 0, w - 1)
-    pts[:, 1] = np.clip(pts[:, 1], 0, h - 1)
-    return pts
 
 
 class SamProposals:

@@ -264,7 +264,7 @@ def run_filter(
     Raises:
         CsadError: no class survives (K = 0), with the params to change.
     """
-    from csad.pseudo.histfilter import class_histograms, filter_histograms, label_consistency, remap_labels
+    from csad.pseudo.histfilter import class_area_histograms, filter_histograms, label_consistency, remap_labels
 
     table, _ = read_components(components_dir)
     clusters = pd.read_parquet(clusters_dir / "clusters.parquet")
@@ -280,7 +280,7 @@ def run_filter(
     if missing:
         raise CsadError(f"{components_dir}/images.parquet lacks {missing[:3]}: rerun the features stage")
     image_areas = images.loc[keys, "image_area"].to_numpy(dtype=np.float64)
-    hists = class_histograms(
+    hists = class_area_histograms(
         table["key"].map(index_of).to_numpy(), table["cluster"].to_numpy(), table["area"].to_numpy(), image_areas, n_raw
     )
     result = filter_histograms(

@@ -22,8 +22,7 @@ from csad.errors import CsadError
 from csad.io import numpy_to_tensors, read_json, read_label_png, save_checkpoint
 from csad.models.segmenter import ComponentSegmenter, predict_labels
 from csad.params import build_with_kwargs
-from csad.pseudo.report import component_gt_dir
-from csad.pseudo.score import hungarian_miou
+from csad.pseudo.quality import component_gt_dir, hungarian_miou
 from csad.pseudo.store import read_map, read_mask
 from csad.scoring.patch_hist import PatchHistogramScorer
 from csad.seg.checkpoint import load_segmenter as load_segmenter  # re-exported: its old home

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from csad.pseudo.score import hungarian_miou
+from csad.pseudo.quality import hungarian_miou
 
 
 def test_permuted_labelling_scores_one() -> None:
@@ -88,7 +88,7 @@ def test_gt_class_absent_from_every_image_is_left_out() -> None:
 
 
 def test_instance_ceiling_is_one_for_unmixed_instances_and_about_bounds_random_clusterings() -> None:
-    from csad.pseudo.score import instance_ceiling_pairs
+    from csad.pseudo.quality import instance_ceiling_pairs
 
     rng = np.random.default_rng(0)
     gt = rng.integers(0, 3, size=(2, 16, 16))
