@@ -18,26 +18,24 @@ Needs the rendered synthetic benchmark (``dvc repro synth``).
 
 from __future__ import annotations
 
-import argparse
-import logging
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 import yaml
+from _cli import category_parser, start_benchmark
 
 from csad.data.loco import LocoCategory, read_image
 from csad.eval.auroc import image_auroc
 from csad.eval.evaluate import evaluate_maps
 from csad.eval.maps import anomaly_map_path, write_anomaly_map
-from csad.io import read_json, write_json
+from csad.io import write_json
 from csad.lgst.config import config_from_params
 from csad.lgst.maps import compute_maps, fit_map_normalizer, lgst_scores, upsample_map
 from csad.lgst.train import train_lgst
-from csad.params import load_params, resolve
+from csad.params import resolve
 
 SHORT_NAMES = {
     "lite0": "tf_efficientnet_lite0",
@@ -107,19 +105,11 @@ def run_category(category: LocoCategory, cfg: dict[str, Any]) -> dict[str, Any]:
 
 def main() -> None:
     """Run every requested profile on every requested category and merge the results into the JSON file."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = category_parser(__doc__, "metrics/benchmarks/lgst_backbones.json")
     parser.add_argument("--profile", action="append", required=True)
-    parser.add_argument("--categories", nargs="*", default=None)
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", default="metrics/benchmarks/lgst_backbones.json")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING)
-    torch.set_num_threads(args.threads)
-    params = load_params(args.params)
-    categories = args.categories or params["categories"]
+    params, categories, results = start_benchmark(args)
     out = Path(args.out)
-    results: dict[str, Any] = read_json(out) if out.is_file() else {}
     for text in args.profile:
         per_cat: dict[str, Any] = {}
         for name in categories:

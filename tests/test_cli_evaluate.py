@@ -24,23 +24,15 @@ def _write_maps(dataset: Path, maps: Path, oracle: bool) -> None:
         write_anomaly_map(anomaly_map_path(maps, "breakfast_box", rec.type, rec.stem), amap)
 
 
+def _evaluate(dataset: Path, maps: Path, *extra: str) -> int:
+    """Run ``csad evaluate --quiet`` on ``maps`` and return its exit code."""
+    return main(["evaluate", "--dataset-root", str(dataset), "--maps", str(maps), "--quiet", *extra])
+
+
 def test_oracle_maps_score_perfectly(tiny_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     _write_maps(tiny_dataset, tmp_path / "maps", oracle=True)
     out = tmp_path / "metrics.json"
-    code = main(
-        [
-            "evaluate",
-            "--dataset-root",
-            str(tiny_dataset),
-            "--maps",
-            str(tmp_path / "maps"),
-            "--category",
-            "breakfast_box",
-            "--output",
-            str(out),
-            "--quiet",
-        ]
-    )
+    code = _evaluate(tiny_dataset, tmp_path / "maps", "--category", "breakfast_box", "--output", str(out))
     assert code == 0
     metrics = json.loads(out.read_text())
     assert metrics["classification"]["auc_roc"]["mean"] == pytest.approx(1.0)
@@ -52,21 +44,7 @@ def test_oracle_maps_score_perfectly(tiny_dataset: Path, tmp_path: Path, capsys:
 def test_random_maps_score_low(tiny_dataset: Path, tmp_path: Path) -> None:
     _write_maps(tiny_dataset, tmp_path / "maps", oracle=False)
     out = tmp_path / "metrics.json"
-    assert (
-        main(
-            [
-                "evaluate",
-                "--dataset-root",
-                str(tiny_dataset),
-                "--maps",
-                str(tmp_path / "maps"),
-                "--output",
-                str(out),
-                "--quiet",
-            ]
-        )
-        == 0
-    )
+    assert _evaluate(tiny_dataset, tmp_path / "maps", "--output", str(out)) == 0
     metrics = json.loads(out.read_text())
     assert metrics["localization"]["auc_spro"]["mean"]["0.05"] < 0.2
 
@@ -75,18 +53,7 @@ def test_missing_map_is_one_clear_line(tiny_dataset: Path, tmp_path: Path, capsy
     _write_maps(tiny_dataset, tmp_path / "maps", oracle=False)
     victim = anomaly_map_path(tmp_path / "maps", "breakfast_box", "logical_anomalies", "001")
     victim.unlink()
-    code = main(
-        [
-            "evaluate",
-            "--dataset-root",
-            str(tiny_dataset),
-            "--maps",
-            str(tmp_path / "maps"),
-            "--category",
-            "breakfast_box",
-            "--quiet",
-        ]
-    )
+    code = _evaluate(tiny_dataset, tmp_path / "maps", "--category", "breakfast_box")
     assert code == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: missing anomaly map") and "logical_anomalies/001.tiff" in err
@@ -96,19 +63,5 @@ def test_missing_map_is_one_clear_line(tiny_dataset: Path, tmp_path: Path, capsy
 def test_wrong_map_size_is_reported(tiny_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     _write_maps(tiny_dataset, tmp_path / "maps", oracle=False)
     write_anomaly_map(anomaly_map_path(tmp_path / "maps", "breakfast_box", "good", "000"), np.zeros((32, 32)))
-    assert (
-        main(
-            [
-                "evaluate",
-                "--dataset-root",
-                str(tiny_dataset),
-                "--maps",
-                str(tmp_path / "maps"),
-                "--category",
-                "breakfast_box",
-                "--quiet",
-            ]
-        )
-        == 1
-    )
+    assert _evaluate(tiny_dataset, tmp_path / "maps", "--category", "breakfast_box") == 1
     assert "write maps at the original image size" in capsys.readouterr().err

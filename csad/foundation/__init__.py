@@ -6,7 +6,9 @@ need them; when one is missing, :class:`FoundationMissingError` says how to inst
 
 from __future__ import annotations
 
-from csad.errors import CsadError
+from pathlib import Path
+
+from csad.errors import CheckpointError, CsadError
 
 
 class FoundationMissingError(CsadError, ImportError):
@@ -18,3 +20,15 @@ def missing_package(package: str, err: ImportError) -> FoundationMissingError:
     return FoundationMissingError(
         f"{package} is not installed ({err}): install the foundation extras with pip install -e '.[foundation]'"
     )
+
+
+def require_local_file(path: object, message: str) -> Path:
+    """Return ``path`` as a Path when it names an existing local file.
+
+    Raises:
+        CheckpointError: ``path`` is None, empty or not an existing file; the error text is ``message`` (which should
+            name the param to set and the file expected there).
+    """
+    if path is None or str(path) == "" or not Path(str(path)).is_file():
+        raise CheckpointError(message)
+    return Path(str(path))

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from csad.errors import CheckpointError
-from csad.foundation import missing_package
+from csad.foundation import missing_package, require_local_file
 from csad.foundation.sam import is_state_dict, load_tensor_file
 
 log = logging.getLogger(__name__)
@@ -97,17 +97,13 @@ def check_groundingdino_files(
             f"downloaded"
         )
     config = stock_config_path() if config_path is None or str(config_path) == "" else Path(config_path)
-    if not config.is_file():
-        raise CheckpointError(
-            f"Grounding DINO config {config} not found: set {names['config']} in params.yaml to a "
-            f"GroundingDINO_SwinT_OGC.py file (or leave it empty for the one shipped with groundingdino-py)"
-        )
-    if checkpoint is None or str(checkpoint) == "" or not Path(checkpoint).is_file():
-        raise CheckpointError(
-            f"Grounding DINO checkpoint {checkpoint} not found: set {names['checkpoint']} in params.yaml to a "
-            f"local {CHECKPOINT_FILE}"
-        )
-    return config, Path(checkpoint)
+    require_local_file(
+        config,
+        f"Grounding DINO config {config} not found: set {names['config']} in params.yaml to a "
+        f"GroundingDINO_SwinT_OGC.py file (or leave it empty for the one shipped with groundingdino-py)",
+    )
+    message = f"Grounding DINO checkpoint {checkpoint} not found: set {names['checkpoint']} in params.yaml to a local "
+    return config, require_local_file(checkpoint, message + CHECKPOINT_FILE)
 
 
 def build_groundingdino(

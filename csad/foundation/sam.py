@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from csad.errors import CheckpointError
-from csad.foundation import missing_package
+from csad.foundation import missing_package, require_local_file
 
 log = logging.getLogger(__name__)
 
@@ -170,12 +170,11 @@ def check_sam_checkpoint(model_type: str, checkpoint: str | Path | None, param: 
             f"unknown SAM model type {model_type!r} (next to param {param}): "
             f"expected one of {', '.join(SAM_MODEL_TYPES)}"
         )
-    if checkpoint is None or str(checkpoint) == "" or not Path(checkpoint).is_file():
-        raise CheckpointError(
-            f"SAM checkpoint {checkpoint} not found: set {param} in params.yaml to a local sam_vit_h_4b8939.pth "
-            f"(or the file for {model_type}: {SAM_CHECKPOINT_FILES[model_type]})"
-        )
-    return Path(checkpoint)
+    return require_local_file(
+        checkpoint,
+        f"SAM checkpoint {checkpoint} not found: set {param} in params.yaml to a local sam_vit_h_4b8939.pth "
+        f"(or the file for {model_type}: {SAM_CHECKPOINT_FILES[model_type]})",
+    )
 
 
 def build_sam(model_type: str, checkpoint: str | Path | None, param: str, device: str = "cpu") -> torch.nn.Module:
