@@ -61,10 +61,11 @@ import yaml
 from csad.data.loco import LocoCategory
 from csad.errors import CsadError, ParamsError
 from csad.io import read_json, write_json
-from csad.params import OVERRIDES, SCHEMA, check, load_params, resolve
+from csad.params import OVERRIDES, SCHEMA, check, load_params
 from csad.pseudo.backends import build_ground_backend
 from csad.pseudo.quality import pseudo_label_quality
 from csad.pseudo.steps import run_cluster, run_features, run_filter, run_grounding, run_refine
+from csad.settings import stage_config
 from csad.stage import select_device
 
 #: The sections a profile's ``--set`` may change, and those whose per-category overrides ``overrides=off`` drops.
@@ -151,7 +152,7 @@ def run_category(
     the figures of the steps that finished)."""
     category = LocoCategory.open(params["dataset"]["root"], name)
     records = category.split("train")
-    cfg = {step: resolve(params[step], name) for step in STEPS}
+    cfg = {step: stage_config(params, step, name) for step in STEPS}
     row: dict[str, Any] = {}
     refined = refined_root / name
     if proposals_root is not None:

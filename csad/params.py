@@ -53,6 +53,18 @@ SCHEMA: Schema = {
         "tags": dict,
         "ram": {"checkpoint": OptStr, "image_size": int, "min_frequency": float, "exclude": list, "extra": list},
     },
+    "parts": {
+        "work_size": int,
+        "superpixel_scale": float,
+        "superpixel_sigma": float,
+        "superpixel_min_size": int,
+        "merge_threshold": float,
+        "lightness_weight": float,
+        "min_region": int,
+        "thin_radius": float,
+        "corner_inset": int,
+        OVERRIDES: OVERRIDES,
+    },
     "ground": {"backend": str, "pretrained": dict, "classical": dict, "grounded_sam": dict, OVERRIDES: OVERRIDES},
     "propose": {"backend": str, "classical": dict, "sam": dict, OVERRIDES: OVERRIDES},
     "refine": {
@@ -118,7 +130,6 @@ SCHEMA: Schema = {
         "map_qb": float,
         "feature_batch_size": int,
         "seed": int,
-        "num_threads": int,
         OVERRIDES: OVERRIDES,
     },
     "detector": {

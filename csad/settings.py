@@ -41,6 +41,12 @@ STAGE_SECTIONS: dict[str, str] = {
     "score": "score",
 }
 
+#: Stages whose weight-free backends read the shared ``parts`` section (the part segmentation): stage -> backends.
+PARTS_READERS: dict[str, tuple[str, ...]] = {
+    "ground": ("pretrained", "classical"),
+    "propose": ("classical",),
+}
+
 #: Stages that always run a network and so read ``runtime.device`` and ``runtime.deterministic``.
 DEVICE_STAGES: frozenset[str] = frozenset({"train_seg", "train_lgst", "detector", "score"})
 
@@ -62,8 +68,6 @@ BACKENDS: dict[str, dict[str, str]] = {
 #: Speed-only knobs (dotted keys): they set how fast a stage runs, not what it computes, so no stage depends on them.
 SPEED_ONLY: tuple[str, ...] = (
     "runtime.num_threads",
-    "segment.train.num_threads",
-    "lgst.num_threads",
     "cluster.n_jobs",
     "propose.sam.points_per_batch",
 )
@@ -72,7 +76,8 @@ SPEED_ONLY: tuple[str, ...] = (
 def stage_config(params: dict[str, Any], stage: str, category: str) -> dict[str, Any]:
     """Return the section that ``stage`` runs with for ``category``: overrides merged, speed-only knobs kept.
 
-    For ``tag``, ``tags`` is the category's own list (``None`` when it has none).
+    For ``tag``, ``tags`` is the category's own list (``None`` when it has none). For ``ground`` and ``propose``,
+    ``parts`` is the resolved ``parts`` section (the part segmentation their weight-free backends share).
 
     Raises:
         KeyError: ``stage`` is not a per-category stage (:data:`STAGE_SECTIONS`).
@@ -81,6 +86,8 @@ def stage_config(params: dict[str, Any], stage: str, category: str) -> dict[str,
     config = resolve(params[section], category)
     if stage == "tag":
         config["tags"] = (config.get("tags") or {}).get(category)
+    if stage in PARTS_READERS and "parts" in params:
+        config["parts"] = resolve(params["parts"], category)
     return config
 
 
@@ -104,6 +111,8 @@ def tracked_settings(params: dict[str, Any], stage: str, category: str) -> dict[
     if chosen is not None:
         for other in set(BACKENDS[stage].values()) - {chosen}:
             config.pop(other, None)
+    if stage in PARTS_READERS and config.get("backend") not in PARTS_READERS[stage]:
+        config.pop("parts", None)
     out: dict[str, Any] = {"stage": stage, "category": category, "dataset_root": params["dataset"]["root"]}
     if uses_device(stage, config):
         runtime = params.get("runtime", {})

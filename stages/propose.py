@@ -11,8 +11,7 @@ Writes ``data/proposals/<category>/{instances,background}/<stem>.png``, ``propos
 from __future__ import annotations
 
 from csad.artifacts import stage_output
-from csad.errors import ParamsError
-from csad.params import build_with_kwargs
+from csad.pseudo.backends import build_proposal_backend
 from csad.pseudo.steps import run_proposals
 from csad.stage import load_stage, run_stage, write_timing
 
@@ -21,16 +20,7 @@ def main(argv: list[str] | None = None) -> None:
     """Propose part-level instances in every train image of one category."""
     run = load_stage(argv, __doc__, "propose")
     args, category, cfg = run.args, run.category, run.config
-    if cfg["backend"] == "sam":
-        from csad.pseudo.proposals import build_sam_proposals
-
-        backend = build_sam_proposals(cfg["sam"], run.device())
-    elif cfg["backend"] == "classical":
-        from csad.pseudo.classical import ClassicalProposals
-
-        backend = build_with_kwargs(ClassicalProposals, cfg["classical"], "propose.classical")
-    else:
-        raise ParamsError(f"{args.params}: propose.backend must be 'sam' or 'classical', got {cfg['backend']!r}")
+    backend = build_proposal_backend(cfg, run.device(), args.params)
     summary = run_proposals(category.split("train"), backend, stage_output("propose", args.category))
     write_timing(args.category, "propose", summary)
 

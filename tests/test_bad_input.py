@@ -84,17 +84,29 @@ def test_empty_validation_folder(workdir: tuple[Path, dict[str, Any]]) -> None:
 
 def test_unknown_backend_option(workdir: tuple[Path, dict[str, Any]]) -> None:
     cwd, params = workdir
-    params["ground"]["pretrained"]["work_sise"] = 256  # the backend that runs
+    params["ground"]["pretrained"]["border_bnd"] = 4  # the backend that runs
     (cwd / "data/tags").mkdir(parents=True)
     (cwd / "data/tags/breakfast_box.json").write_text('{"prompt": "x ."}')
-    assert "unknown key ground.pretrained.work_sise (did you mean ground.pretrained.work_size?)" in _stage(
+    assert "unknown key ground.pretrained.border_bnd (did you mean ground.pretrained.border_band?)" in _stage(
         "ground", cwd, params
     )
     params["ground"]["backend"] = "classical"
-    params["ground"]["classical"]["work_sise"] = 256
-    assert "unknown key ground.classical.work_sise (did you mean ground.classical.work_size?)" in _stage(
+    params["ground"]["classical"]["hole_fil_ratio"] = 2.0
+    assert "unknown key ground.classical.hole_fil_ratio (did you mean ground.classical.hole_fill_ratio?)" in _stage(
         "ground", cwd, params
     )
+
+
+def test_part_segmentation_setting_in_a_backend_section_points_to_parts(workdir: tuple[Path, dict[str, Any]]) -> None:
+    cwd, params = workdir
+    params["ground"]["backend"] = "classical"
+    params["ground"]["classical"]["merge_threshold"] = 12.0  # where it lived before the parts section
+    (cwd / "data/tags").mkdir(parents=True)
+    (cwd / "data/tags/breakfast_box.json").write_text('{"prompt": "x ."}')
+    assert "ground.classical.merge_threshold belongs in the parts section now" in _stage("ground", cwd, params)
+    del params["ground"]["classical"]["merge_threshold"]
+    params["parts"]["work_sise"] = 128
+    assert "unknown key parts.work_sise (did you mean parts.work_size?)" in _stage("ground", cwd, params)
 
 
 def test_params_typo(workdir: tuple[Path, dict[str, Any]]) -> None:

@@ -82,8 +82,7 @@ def _tensors(obj: object, prefix: str = "") -> dict[str, torch.Tensor]:
 
 def test_same_seeds_give_identical_artifacts(tmp_path: Path) -> None:
     params = _tiny_full_params()
-    params["segment"]["train"]["num_threads"] = 1
-    params["lgst"]["num_threads"] = 1
+    params["runtime"]["num_threads"] = 1
     projects, outs = [], []
     for name in ("one", "two"):
         project = make_project(tmp_path / name, params)

@@ -43,7 +43,6 @@ TINY = LgstConfig(
     iterations=3,
     feature_batch_size=4,
     device="cpu",
-    num_threads=1,
 )
 
 

@@ -15,7 +15,7 @@ import yaml
 from csad.errors import ParamsError
 from csad.params import load_params
 from csad.seg.run import segment_config
-from csad.settings import SPEED_ONLY, tracked_settings
+from csad.settings import PARTS_READERS, SPEED_ONLY, STAGE_SECTIONS, tracked_settings
 from tests.helpers import REPO_ROOT, dvc, make_project, ran_stages, tiny_params
 
 
@@ -67,22 +67,34 @@ def test_tracked_settings_leave_out_other_categories_speed_knobs_and_unused_back
     params = load_params(REPO_ROOT / "params.yaml")
     params["ground"]["backend"] = "classical"
     base = tracked_settings(params, "ground", "breakfast_box")
-    params["ground"]["overrides"] = {"pushpins": {"classical": {"merge_threshold": 99.0}}}
+    params["parts"]["overrides"] = {"pushpins": {"merge_threshold": 99.0}}
     params["ground"]["grounded_sam"]["box_threshold"] = 0.99  # backend classical: not read
-    params["ground"]["pretrained"]["merge_threshold"] = 0.5  # not read either
+    params["ground"]["pretrained"]["feature_weight"] = 0.5  # not read either
     for dotted in SPEED_ONLY:
         head, *rest = dotted.split(".")
         parent = _get(params, ".".join([head, *rest[:-1]]))
         parent[rest[-1]] = 3
     assert tracked_settings(params, "ground", "breakfast_box") == base
-    assert tracked_settings(params, "ground", "pushpins")["ground"]["classical"]["merge_threshold"] == 99.0
+    assert tracked_settings(params, "ground", "pushpins")["ground"]["parts"]["merge_threshold"] == 99.0
+    assert tracked_settings(params, "propose", "pushpins")["propose"]["parts"]["merge_threshold"] == 99.0
+    params["propose"]["backend"] = "sam"  # SAM does not read the shared part segmentation: not tracked
+    assert "parts" not in tracked_settings(params, "propose", "pushpins")["propose"]
     assert "grounded_sam" not in base["ground"] and "runtime" not in base  # the classical backend runs no network
     params["ground"]["backend"] = "pretrained"  # runs a CNN: the device is tracked, the other backends are not
     pretrained = tracked_settings(params, "ground", "breakfast_box")
     assert pretrained["runtime"] == {"device": "auto", "deterministic": True}
-    assert set(pretrained["ground"]) == {"backend", "pretrained"}
+    assert set(pretrained["ground"]) == {"backend", "pretrained", "parts"}
     lgst = tracked_settings(params, "train_lgst", "pushpins")
-    assert "num_threads" not in lgst["lgst"] and lgst["runtime"] == {"device": "auto", "deterministic": True}
+    assert lgst["runtime"] == {"device": "auto", "deterministic": True}  # runtime.num_threads is speed only
+    assert "n_jobs" not in tracked_settings(params, "cluster", "pushpins")["cluster"]
+
+
+def test_the_settings_stage_depends_on_every_section_it_resolves() -> None:
+    # a section that csad.settings reads but dvc.yaml does not list would change results without a rerun
+    stages = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"]
+    listed = set(stages["settings"]["do"]["params"])
+    read = set(STAGE_SECTIONS.values()) | ({"parts"} if PARTS_READERS else set())
+    assert read <= listed, read - listed
 
 
 SETTINGS = ["settings@breakfast_box", "settings@pushpins"]
@@ -103,8 +115,8 @@ def test_dvc_reruns_exactly_the_stages_whose_values_changed(tmp_path: Path) -> N
         return status, ran_stages(dvc("repro", *targets, cwd=project).stdout)
 
     # one category's override: both settings stages rerun (cheap), only that category's ground does
-    def override(p: dict[str, Any]) -> None:  # of the backend that runs
-        p["ground"]["overrides"] = {"pushpins": {p["ground"]["backend"]: {"merge_threshold": 8.0}}}
+    def override(p: dict[str, Any]) -> None:  # of the part segmentation that the running backend reads
+        p["parts"]["overrides"] = {"pushpins": {"merge_threshold": 8.0}}
 
     status, ran = change(override)
     assert status == set(SETTINGS), status
@@ -116,7 +128,7 @@ def test_dvc_reruns_exactly_the_stages_whose_values_changed(tmp_path: Path) -> N
     # a backend that does not run, and a speed knob inside a section: settings only, no ground
     status, ran = change(lambda p: p["ground"]["grounded_sam"].update(box_threshold=0.5))
     assert sorted(ran) == SETTINGS, ran
-    status, ran = change(lambda p: p["lgst"].update(num_threads=1))
+    status, ran = change(lambda p: p["cluster"].update(n_jobs=2))
     assert sorted(ran) == SETTINGS, ran
     # hidden and system files in a dataset folder (Finder, Jupyter, zip tools write them) change nothing either
     train = project / "data/datasets/synthloco/pushpins/train/good"

@@ -112,11 +112,10 @@ def test_param_changes_rerun_only_what_they_invalidate(project: Path) -> None:
         f"{s}@{CATEGORY}" for s in ("settings", "cluster", "filter", "train_seg", "detector", "score")
     } | {"evaluate"}
     assert _changed_stages(project) == set()
-    # speed-only knobs (thread counts) rerun no training, no scoring: at most the cheap settings stage
+    # speed-only knobs (thread count, clustering jobs) rerun no training, no scoring: at most the cheap settings stage
     for edit in (
         lambda p: p["runtime"].update({"num_threads": 1}),
-        lambda p: p["segment"]["train"].update({"num_threads": 1}),
-        lambda p: p["lgst"].update({"num_threads": 1}),
+        lambda p: p["cluster"].update({"n_jobs": 2}),
     ):
         _set_params(project, edit)
         assert _changed_stages(project) <= {settings}

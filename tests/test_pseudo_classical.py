@@ -24,7 +24,7 @@ from csad.pseudo.types import GroundingResult, ProposalResult
 
 #: The per-category grounding params recommended for the synthetic benchmark (same as params.yaml).
 GROUNDING = {
-    "breakfast_box": {"hole_fill_ratio": 0.1, "thin_radius": 0.0},
+    "breakfast_box": {"hole_fill_ratio": 0.1, "parts": {"thin_radius": 0.0}},
     "screw_bag": {"foreground": "contrast", "min_object_radius": 2.0, "shadow_threshold": 3.0},
     "splicing_connectors": {"hole_fill_ratio": 0.0, "background_min_fraction": 1.0, "object_merge_threshold": 25.0},
 }
@@ -126,10 +126,10 @@ def disks_scene() -> np.ndarray:
 
 def test_grounding_on_a_hand_made_scene() -> None:
     image = disks_scene()
-    separate = ClassicalGrounding(work_size=0, hole_fill_ratio=2.0)(image)
+    separate = ClassicalGrounding(parts={"work_size": 0}, hole_fill_ratio=2.0)(image)
     assert separate.instances.max() == 3  # disk, dot, square
     assert separate.background[0, 0] and separate.background[50, 50]
-    filled = ClassicalGrounding(work_size=0, hole_fill_ratio=0.0)(image)
+    filled = ClassicalGrounding(parts={"work_size": 0}, hole_fill_ratio=0.0)(image)
     assert filled.instances.max() == 2  # the dot is a hole of the disk
     assert filled.instances[30, 30] == filled.instances[30, 20]
 
@@ -139,7 +139,7 @@ def test_contrast_foreground_finds_faint_objects_and_drops_border_ones() -> None
     image = np.clip(rng.normal(120, 2, (96, 96, 3)), 0, 255).astype(np.uint8)
     cv2.rectangle(image, (40, 40), (60, 48), (135, 135, 135), thickness=-1)  # faint bar
     cv2.rectangle(image, (0, 80), (95, 95), (160, 160, 160), thickness=-1)  # a band on the image border
-    result = ClassicalGrounding(work_size=0, foreground="contrast", contrast_threshold=4.0)(image)
+    result = ClassicalGrounding(parts={"work_size": 0}, foreground="contrast", contrast_threshold=4.0)(image)
     assert result.instances.max() == 1
     bar = np.zeros((96, 96), bool)
     bar[40:49, 40:61] = True
@@ -148,7 +148,7 @@ def test_contrast_foreground_finds_faint_objects_and_drops_border_ones() -> None
 
 def test_work_size_rescales_and_votes_back() -> None:
     image = cv2.resize(disks_scene(), (192, 192), interpolation=cv2.INTER_NEAREST)
-    result = ClassicalGrounding(work_size=96, hole_fill_ratio=2.0)(image)
+    result = ClassicalGrounding(parts={"work_size": 96}, hole_fill_ratio=2.0)(image)
     assert result.instances.shape == (192, 192) and result.instances.max() == 3
     labels = np.zeros((4, 4), np.int32)
     labels[:3, :3] = 5
@@ -214,7 +214,7 @@ def test_segment_parts_partitions_the_image() -> None:
 
 def test_empty_image_gives_warnings_not_errors(tmp_path: Path) -> None:
     image = np.full((64, 64, 3), 128, np.uint8)
-    g = ClassicalGrounding(work_size=0)(image)
-    p = ClassicalProposals(work_size=0)(image)
+    g = ClassicalGrounding(parts={"work_size": 0})(image)
+    p = ClassicalProposals(parts={"work_size": 0})(image)
     assert g.instances.max() == 0 and g.warnings == ["no detections"]
     assert p.instances.max() == 0 and p.warnings

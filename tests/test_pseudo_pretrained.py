@@ -40,12 +40,10 @@ def lite0():
     return build_backbone("tf_efficientnet_lite0", "bundled", [4, 8], param="ground.pretrained.weights")
 
 
-def _backend(extractor, **kw) -> PretrainedGrounding:
+def _backend(extractor, work_size: int = SIZE, **kw) -> PretrainedGrounding:
     base = dict(
-        work_size=SIZE,
-        min_region=10,
+        parts={"work_size": work_size, "min_region": 10, "thin_radius": 0.0},
         min_object_fraction=0.005,
-        thin_radius=0.0,
         hole_fill_ratio=1e6,
         sample_pixels=500,
     )

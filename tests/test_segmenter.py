@@ -198,7 +198,6 @@ def test_train_segmenter_is_deterministic_and_reports_losses() -> None:
         epochs=3,
         sup_only_epochs=1,
         device="cpu",
-        num_threads=1,
         seed=3,
         channels_last=True,
         **TINY,

@@ -45,7 +45,6 @@ class LgstConfig:
     feature_batch_size: int = 8  # batch of the teacher cache and of inference
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda[:i]
-    num_threads: int = 0  # torch CPU threads during training; 0 = leave as is
 
     def __post_init__(self) -> None:
         for f in fields(self):

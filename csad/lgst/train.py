@@ -15,10 +15,9 @@ The settings, data, losses, inference and checkpoints live in :mod:`csad.lgst.co
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import torch
@@ -32,19 +31,6 @@ from csad.models.lgst import BackboneSpec, LgstModel
 from csad.runtime import resolve_device
 
 log = logging.getLogger(__name__)
-
-
-@contextlib.contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
-    if n <= 0:
-        yield
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 @torch.no_grad()
@@ -90,7 +76,7 @@ def train_lgst(
     rng_devices = (
         [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
     )
-    with _torch_threads(config.num_threads), torch.random.fork_rng(devices=rng_devices):
+    with torch.random.fork_rng(devices=rng_devices):
         torch.manual_seed(config.seed)
         model = config.build_model(backbone).to(device)
         targets = _teacher_targets(model, x01, config.feature_batch_size)

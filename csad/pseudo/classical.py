@@ -2,7 +2,8 @@
 
 Both backends work at a working resolution whose long side is ``work_size`` pixels (every size knob below is in
 working pixels; label maps are scaled back to the image, by nearest neighbour when enlarging, by area vote when
-shrinking). They share one colour segmentation into **parts**:
+shrinking). They share one colour segmentation into **parts** (its settings: the params section ``parts``,
+:class:`csad.pseudo.regions.PartSegmentation`):
 
 1. **Superpixels**: Felzenszwalb-Huttenlocher graph segmentation (``skimage.segmentation.felzenszwalb``) with a
    small ``superpixel_scale``, so that every colour edge of the image is a superpixel boundary.
@@ -50,12 +51,14 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
 
 from csad.pseudo.regions import (
+    PartSegmentation,
     RegionStats,
     absorb_thin,
     compact_labels,
@@ -68,7 +71,6 @@ from csad.pseudo.regions import (
     peel_shadows,
     region_stats,
     relabel_by_area,
-    segment_parts,
     solidity,
     split_components,
     split_touching,
@@ -86,39 +88,12 @@ FOREGROUND_MODES: tuple[str, ...] = ("regions", "contrast")
 class _PartSegmenter:
     """The shared colour segmentation (module docstring) at the working resolution."""
 
-    def __init__(
-        self,
-        work_size: int,
-        superpixel_scale: float,
-        superpixel_sigma: float,
-        superpixel_min_size: int,
-        merge_threshold: float,
-        lightness_weight: float,
-        min_region: int,
-        corner_inset: int,
-    ) -> None:
-        self.work_size = int(work_size)
-        self.superpixel_scale = float(superpixel_scale)
-        self.superpixel_sigma = float(superpixel_sigma)
-        self.superpixel_min_size = int(superpixel_min_size)
-        self.merge_threshold = float(merge_threshold)
-        self.lightness_weight = float(lightness_weight)
-        self.min_region = int(min_region)
-        self.corner_inset = int(corner_inset)
-        if self.work_size < 0:
-            raise ValueError(f"work_size must be >= 0, got {work_size}")
+    def __init__(self, parts: PartSegmentation | Mapping[str, Any] | None) -> None:
+        self.segmentation = PartSegmentation.of(parts)
 
     def parts(self, work: np.ndarray) -> np.ndarray:
         """Return the partition 0..n-1 of the working-resolution RGB image ``work`` into parts."""
-        return segment_parts(
-            work,
-            self.superpixel_scale,
-            self.superpixel_sigma,
-            self.superpixel_min_size,
-            self.merge_threshold,
-            self.lightness_weight,
-            self.min_region,
-        )
+        return self.segmentation.segment(work)
 
 
 class ClassicalProposals(_PartSegmenter):
@@ -126,54 +101,26 @@ class ClassicalProposals(_PartSegmenter):
     corner-point background (module docstring).
 
     Args:
-        work_size: long side of the working resolution in pixels (0 = the image's own).
-        superpixel_scale, superpixel_sigma, superpixel_min_size: Felzenszwalb superpixel parameters.
-        merge_threshold: region merging stops at this mean-colour distance (Lab units).
-        lightness_weight: weight of the lightness difference in that distance.
-        min_region: parts smaller than this many pixels join their most similar neighbour.
-        thin_radius: parts whose inscribed radius is at most this many pixels join the non-background neighbour
-            they share the longest boundary with (0 = off).
-        corner_inset: the 4 inner corner prompts sit this many pixels inside the image edges (released code: 10).
+        parts: the part segmentation (:class:`csad.pseudo.regions.PartSegmentation` or a mapping of its fields;
+            params section ``parts``; None = its defaults).
         min_area: proposals smaller than this many pixels are dropped.
     """
 
-    def __init__(
-        self,
-        work_size: int = 256,
-        superpixel_scale: float = 10.0,
-        superpixel_sigma: float = 0.5,
-        superpixel_min_size: int = 8,
-        merge_threshold: float = 10.0,
-        lightness_weight: float = 1.0,
-        min_region: int = 20,
-        thin_radius: float = 1.0,
-        corner_inset: int = 10,
-        min_area: int = 20,
-    ) -> None:
-        super().__init__(
-            work_size,
-            superpixel_scale,
-            superpixel_sigma,
-            superpixel_min_size,
-            merge_threshold,
-            lightness_weight,
-            min_region,
-            corner_inset,
-        )
-        self.thin_radius = float(thin_radius)
+    def __init__(self, parts: PartSegmentation | Mapping[str, Any] | None = None, min_area: int = 20) -> None:
+        super().__init__(parts)
         self.min_area = int(min_area)
 
     def __call__(self, image: np.ndarray) -> ProposalResult:
         """Return the proposals (uint16 instance map, 1..n by decreasing area) and the corner background."""
         _check_image(image)
-        work = to_work_size(image, self.work_size)
+        work = to_work_size(image, self.segmentation.work_size)
         labels = self.parts(work)
-        bg_ids = sorted(corner_regions(labels, self.corner_inset))
+        bg_ids = sorted(corner_regions(labels, self.segmentation.corner_inset))
         eligible = np.ones(int(labels.max()) + 1, dtype=bool)
         eligible[bg_ids] = False
-        if self.thin_radius > 0:
+        if self.segmentation.thin_radius > 0:
             stats = region_stats(labels, lab_image(work))
-            labels = absorb_thin(stats, self.thin_radius, eligible)[labels]
+            labels = absorb_thin(stats, self.segmentation.thin_radius, eligible)[labels]
         background = np.isin(labels, bg_ids)
         keep = np.ones(int(labels.max()) + 1, dtype=bool)
         keep[bg_ids] = False
@@ -190,16 +137,14 @@ class ClassicalGrounding(_PartSegmenter):
     docstring). Every ``phrases`` entry is ``"object"``.
 
     Args:
-        work_size, superpixel_scale, superpixel_sigma, superpixel_min_size, merge_threshold, lightness_weight,
-            min_region, corner_inset: the colour segmentation, as in :class:`ClassicalProposals`.
+        parts: the part segmentation, as in :class:`ClassicalProposals` (its ``thin_radius``: foreground parts whose
+            inscribed radius is at most this join their longest-boundary foreground neighbour, "regions" only).
         foreground: ``"regions"`` (colour parts grouped into objects) or ``"contrast"`` (difference to the
             median-filtered image).
         background_min_fraction: ("regions") parts covering at least this fraction of the image may be background
             (1 or more = only the corner background) ...
         background_max_chroma: ... when their mean Lab chroma is at most this ...
         background_lightness: ... and their mean lightness lies in this (min, max) range.
-        thin_radius: ("regions") foreground parts whose inscribed radius is at most this join their
-            longest-boundary foreground neighbour (0 = off).
         object_merge_threshold: ("regions") adjacent foreground groups closer than this in mean colour merge
             (average linkage; 0 = off).
         object_lightness_weight: weight of the lightness difference in that colour distance.
@@ -221,19 +166,11 @@ class ClassicalGrounding(_PartSegmenter):
 
     def __init__(
         self,
-        work_size: int = 256,
-        superpixel_scale: float = 10.0,
-        superpixel_sigma: float = 0.5,
-        superpixel_min_size: int = 8,
-        merge_threshold: float = 10.0,
-        lightness_weight: float = 1.0,
-        min_region: int = 20,
-        corner_inset: int = 10,
+        parts: PartSegmentation | Mapping[str, Any] | None = None,
         foreground: str = "regions",
         background_min_fraction: float = 0.03,
         background_max_chroma: float = 12.0,
         background_lightness: Sequence[float] = (0.0, 100.0),
-        thin_radius: float = 1.0,
         object_merge_threshold: float = 0.0,
         object_lightness_weight: float = 0.2,
         hole_fill_ratio: float = 2.0,
@@ -249,16 +186,7 @@ class ClassicalGrounding(_PartSegmenter):
         split_solidity: float = 0.0,
         split_min_area: int = 150,
     ) -> None:
-        super().__init__(
-            work_size,
-            superpixel_scale,
-            superpixel_sigma,
-            superpixel_min_size,
-            merge_threshold,
-            lightness_weight,
-            min_region,
-            corner_inset,
-        )
+        super().__init__(parts)
         if foreground not in FOREGROUND_MODES:
             raise ValueError(f"foreground must be one of {', '.join(FOREGROUND_MODES)}, got {foreground!r}")
         lightness = [float(v) for v in background_lightness]
@@ -268,7 +196,6 @@ class ClassicalGrounding(_PartSegmenter):
         self.background_min_fraction = float(background_min_fraction)
         self.background_max_chroma = float(background_max_chroma)
         self.background_lightness = (lightness[0], lightness[1])
-        self.thin_radius = float(thin_radius)
         self.object_merge_threshold = float(object_merge_threshold)
         self.object_lightness_weight = float(object_lightness_weight)
         self.hole_fill_ratio = float(hole_fill_ratio)
@@ -287,7 +214,7 @@ class ClassicalGrounding(_PartSegmenter):
     def background_parts(self, labels: np.ndarray, stats: RegionStats) -> np.ndarray:
         """Return the (n,) bool background flag of every part of the partition ``labels``."""
         bg = np.zeros(stats.area.size, dtype=bool)
-        bg[sorted(corner_regions(labels, self.corner_inset))] = True
+        bg[sorted(corner_regions(labels, self.segmentation.corner_inset))] = True
         lo, hi = self.background_lightness
         big = stats.area >= self.background_min_fraction * labels.size
         grey = stats.chroma <= self.background_max_chroma
@@ -296,7 +223,7 @@ class ClassicalGrounding(_PartSegmenter):
 
     def objects(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Return (int32 object map 0..m, bool background) of ``image`` at the working resolution."""
-        work = to_work_size(image, self.work_size)
+        work = to_work_size(image, self.segmentation.work_size)
         min_area = max(1, math.ceil(self.min_object_fraction * work.shape[0] * work.shape[1]))
         if self.foreground == "contrast":
             grouped, background = self._contrast_groups(work)
@@ -324,7 +251,7 @@ class ClassicalGrounding(_PartSegmenter):
         stats = region_stats(labels, lab)
         bg = self.background_parts(labels, stats)
         background = bg[labels]
-        groups = absorb_thin(stats, self.thin_radius, ~bg)[labels]
+        groups = absorb_thin(stats, self.segmentation.thin_radius, ~bg)[labels]
         fg_pixels = ~background
         if self.object_merge_threshold > 0:
             compact = compact_labels(groups)

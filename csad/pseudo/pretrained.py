@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import cv2
@@ -41,6 +41,7 @@ from scipy.spatial import cKDTree
 from skimage.segmentation import felzenszwalb
 
 from csad.pseudo.regions import (
+    PartSegmentation,
     absorb_thin,
     compact_labels,
     fill_object_holes,
@@ -81,7 +82,11 @@ class PretrainedGrounding:
 
     Args:
         extractor: a frozen :class:`csad.models.backbone.FeatureExtractor` returning the maps at ``strides``.
-        work_size: long side of the working resolution, pixels; the sizes below are working pixels.
+        parts: the part segmentation (:class:`csad.pseudo.regions.PartSegmentation` or a mapping of its fields;
+            params section ``parts``; None = its defaults): working size (at least 16 here; the sizes below are
+            working pixels), superpixels, ``merge_threshold`` (average-linkage merging of adjacent regions below
+            this descriptor distance), ``min_region``, ``lightness_weight`` (weight of Lab lightness in the
+            descriptor) and ``thin_radius`` (foreground parts this thin join a foreground neighbour; 0 = off).
         feature_weight: weight of the projected CNN features against Lab units in the background model (0 = colour
             only, no CNN is run) ...
         merge_feature_weight: ... and in the merging of regions into parts (None = ``feature_weight``; 0 = parts by
@@ -89,14 +94,9 @@ class PretrainedGrounding:
         pca_dim: PCA components kept of the concatenated normalised features (fewer when the CNN has fewer
             channels or the PCA sample fewer pixels).
         pad: reflect padding before the CNN, pixels (rounded up to a multiple of the largest stride).
-        lightness_weight: weight of Lab lightness in the descriptor.
-        superpixel_scale, superpixel_sigma, superpixel_min_size: Felzenszwalb superpixels.
-        merge_threshold: average-linkage merging of adjacent regions below this descriptor distance.
-        min_region: regions smaller than this many pixels join their most similar neighbour.
         border_band: width of the border band whose parts define the background, pixels.
         background_quantile: tau = this quantile of the border parts' leave-one-image-out nearest-neighbour
             distances (higher = more parts called background).
-        thin_radius: foreground parts whose inscribed radius is at most this join a foreground neighbour (0 = off).
         object_merge_threshold: adjacent foreground groups closer than this in mean Lab merge (0 = off).
         object_lightness_weight: weight of lightness in that distance.
         hole_fill_ratio: holes covering at least this fraction of their object join it (above 1: only specks).
@@ -114,20 +114,13 @@ class PretrainedGrounding:
     def __init__(
         self,
         extractor: Any,
-        work_size: int = 256,
+        parts: PartSegmentation | Mapping[str, Any] | None = None,
         feature_weight: float = 20.0,
         merge_feature_weight: float | None = None,
         pca_dim: int = 6,
         pad: int = 32,
-        lightness_weight: float = 1.0,
-        superpixel_scale: float = 10.0,
-        superpixel_sigma: float = 0.5,
-        superpixel_min_size: int = 8,
-        merge_threshold: float = 10.0,
-        min_region: int = 20,
         border_band: int = 4,
         background_quantile: float = 0.95,
-        thin_radius: float = 1.0,
         object_merge_threshold: float = 0.0,
         object_lightness_weight: float = 0.2,
         hole_fill_ratio: float = 2.0,
@@ -137,8 +130,9 @@ class PretrainedGrounding:
         seed: int = 0,
         device: str = "cpu",
     ) -> None:
-        if work_size < 16:
-            raise ValueError(f"{PARAM_PREFIX}.work_size must be >= 16, got {work_size}")
+        segmentation = PartSegmentation.of(parts)
+        if segmentation.work_size < 16:
+            raise ValueError(f"parts.work_size must be >= 16 for the pretrained backend, got {segmentation.work_size}")
         if feature_weight < 0 or pca_dim < 1:
             raise ValueError(f"{PARAM_PREFIX}: feature_weight must be >= 0 and pca_dim >= 1")
         if not 0.0 < background_quantile <= 1.0:
@@ -148,11 +142,6 @@ class PretrainedGrounding:
         reals = {
             "feature_weight": feature_weight,
             "merge_feature_weight": 0.0 if merge_feature_weight is None else merge_feature_weight,
-            "lightness_weight": lightness_weight,
-            "superpixel_scale": superpixel_scale,
-            "superpixel_sigma": superpixel_sigma,
-            "merge_threshold": merge_threshold,
-            "thin_radius": thin_radius,
             "object_merge_threshold": object_merge_threshold,
             "object_lightness_weight": object_lightness_weight,
             "hole_fill_ratio": hole_fill_ratio,
@@ -162,7 +151,7 @@ class PretrainedGrounding:
             if not math.isfinite(float(value)):
                 raise ValueError(f"{PARAM_PREFIX}.{key} must be a finite number, got {value}")
         self.extractor = extractor
-        self.work_size = int(work_size)
+        self.segmentation = segmentation
         self.feature_weight = float(feature_weight)
         self.merge_feature_weight = self.feature_weight if merge_feature_weight is None else float(merge_feature_weight)
         if self.merge_feature_weight < 0:
@@ -175,15 +164,8 @@ class PretrainedGrounding:
         self.pca_dim = int(pca_dim)
         largest = max(extractor.strides) if extractor is not None else 1
         self.pad = int(math.ceil(int(pad) / largest) * largest)
-        self.lightness_weight = float(lightness_weight)
-        self.superpixel_scale = float(superpixel_scale)
-        self.superpixel_sigma = float(superpixel_sigma)
-        self.superpixel_min_size = int(superpixel_min_size)
-        self.merge_threshold = float(merge_threshold)
-        self.min_region = int(min_region)
         self.border_band = int(border_band)
         self.background_quantile = float(background_quantile)
-        self.thin_radius = float(thin_radius)
         self.object_merge_threshold = float(object_merge_threshold)
         self.object_lightness_weight = float(object_lightness_weight)
         self.hole_fill_ratio = float(hole_fill_ratio)
@@ -233,7 +215,7 @@ class PretrainedGrounding:
             RuntimeError: CNN channels are requested before :meth:`fit`.
         """
         lab = lab_image(work)
-        lab[..., 0] *= self.lightness_weight
+        lab[..., 0] *= self.segmentation.lightness_weight
         if not self.uses_cnn:
             return lab
         if self.pca_components is None or self.pca_mean is None:
@@ -255,7 +237,10 @@ class PretrainedGrounding:
             return cached
         desc = self.pixel_descriptors(work)
         sp = felzenszwalb(
-            work, scale=self.superpixel_scale, sigma=self.superpixel_sigma, min_size=max(1, self.superpixel_min_size)
+            work,
+            scale=self.segmentation.superpixel_scale,
+            sigma=self.segmentation.superpixel_sigma,
+            min_size=max(1, self.segmentation.superpixel_min_size),
         )
         merge_desc = desc
         if desc.shape[-1] > 3 and self.merge_feature_weight != self.feature_weight:
@@ -263,7 +248,7 @@ class PretrainedGrounding:
             merge_desc[..., 3:] *= self.merge_feature_weight / self.feature_weight
             if self.merge_feature_weight == 0:
                 merge_desc = merge_desc[..., :3]
-        labels = merge_regions(sp, merge_desc, self.merge_threshold, 1.0, self.min_region)
+        labels = merge_regions(sp, merge_desc, self.segmentation.merge_threshold, 1.0, self.segmentation.min_region)
         return labels, region_means(labels, desc)
 
     # -------------------------------------------------------------------------------------------------------------
@@ -287,7 +272,7 @@ class PretrainedGrounding:
                     f"PretrainedGrounding.fit needs (H, W, 3) uint8 RGB images; train image {i} is "
                     f"{im.shape} {im.dtype}"
                 )
-            works.append(to_work_size(im, self.work_size))
+            works.append(to_work_size(im, self.segmentation.work_size))
         summary: dict[str, Any] = {"images": len(works)}
         warnings: list[str] = []
         if self.uses_cnn:
@@ -324,7 +309,7 @@ class PretrainedGrounding:
                 f"the border band ({self.border_band} px) covers the whole working image of {len(covered)} of "
                 f"{len(works)} train images (first: image {covered[0]}, {works[covered[0]].shape[0]} x "
                 f"{works[covered[0]].shape[1]} px): their objects are learned as background; lower "
-                f"{PARAM_PREFIX}.border_band or raise {PARAM_PREFIX}.work_size"
+                f"{PARAM_PREFIX}.border_band or raise parts.work_size"
             )
         if self.tau == 0:
             why = "only one train image" if len(works) == 1 else "the border parts repeat exactly across the images"
@@ -355,7 +340,7 @@ class PretrainedGrounding:
         """
         if self.border_descriptors is None or self.tau is None:
             raise RuntimeError("PretrainedGrounding.fit(train_images) must run before grounding an image")
-        work = to_work_size(image, self.work_size)
+        work = to_work_size(image, self.segmentation.work_size)
         labels, means = self.parts(work)
         distance, _ = cKDTree(self.border_descriptors).query(means, k=1)
         bg = np.asarray(distance) <= self.tau
@@ -363,7 +348,7 @@ class PretrainedGrounding:
         lab = lab_image(work)
         stats = region_stats(labels, lab)
         background = bg[labels]
-        groups = absorb_thin(stats, self.thin_radius, ~bg)[labels]
+        groups = absorb_thin(stats, self.segmentation.thin_radius, ~bg)[labels]
         if self.object_merge_threshold > 0:
             compact = compact_labels(groups)
             allowed = np.zeros(int(compact.max()) + 1, dtype=bool)
@@ -422,9 +407,12 @@ def _leave_one_out_quantile(descriptors: np.ndarray, owner: np.ndarray, quantile
     return float(np.quantile(finite, quantile)) if finite.size else 0.0
 
 
-def build_pretrained_grounding(cfg: dict[str, Any], device: str) -> PretrainedGrounding:
+def build_pretrained_grounding(
+    cfg: dict[str, Any], device: str, parts: PartSegmentation | Mapping[str, Any] | None = None
+) -> PretrainedGrounding:
     """Return the backend of the ``ground.pretrained`` params ``cfg`` (backbone name, weights, strides, seed and
-    the :class:`PretrainedGrounding` keyword arguments) on ``device``.
+    the :class:`PretrainedGrounding` keyword arguments) with the part segmentation ``parts`` (the ``parts`` params
+    section; None = its defaults) on ``device``.
 
     Raises:
         ParamsError: a missing or unknown key (with a suggestion), a value of the wrong type, a bad backbone or
@@ -453,4 +441,6 @@ def build_pretrained_grounding(cfg: dict[str, Any], device: str) -> PretrainedGr
         except ValueError as err:
             raise ParamsError(f"params.yaml: {PARAM_PREFIX}.backbone/strides: {err}") from err
         extractor = extractor.to(device).eval()
-    return build_with_kwargs(PretrainedGrounding, {**cfg, "extractor": extractor, "device": device}, PARAM_PREFIX)
+    return build_with_kwargs(
+        PretrainedGrounding, {**cfg, "extractor": extractor, "parts": parts, "device": device}, PARAM_PREFIX
+    )

@@ -86,7 +86,6 @@ class SegTrainConfig:
     channels_last: bool = False
     seed: int = 42
     device: str = "auto"  # auto | cpu | cuda[:k]
-    num_threads: int = 0  # torch CPU threads during training; 0 = leave torch's setting
 
     def __post_init__(self) -> None:
         if isinstance(self.loss_weights, Mapping):
@@ -170,13 +169,7 @@ def train_segmenter(
         top = int(np.max(label)) if np.size(label) else 0
         if top >= num_classes or int(np.min(label)) < 0:
             raise ValueError(f"label map {i} has values outside [0, {num_classes}) (max {top})")
-    previous_threads = torch.get_num_threads()
-    if config.num_threads > 0:
-        torch.set_num_threads(config.num_threads)
-    try:
-        return _train(images, labels, instances, backgrounds, num_classes, config, backbone, callback, progress)
-    finally:
-        torch.set_num_threads(previous_threads)
+    return _train(images, labels, instances, backgrounds, num_classes, config, backbone, callback, progress)
 
 
 def _train(
