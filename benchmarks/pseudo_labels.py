@@ -1,8 +1,8 @@
 """Benchmark: pseudo-label quality for alternative settings of the pseudo-label stages.
 
     python benchmarks/pseudo_labels.py --profile baseline \\
-        --profile lite0-cnn --set features.descriptors='[cnn]' --set features.backbone=tf_efficientnet_lite0 \\
-            --set features.weights=bundled --set features.n_rotations=12 \\
+        --profile lite0-cnn --set features.descriptors='[cnn]' --set features.backbone.name=tf_efficientnet_lite0 \\
+            --set features.backbone.weights=bundled --set features.n_rotations=12 \\
         [--categories pushpins screw_bag] [--no-overrides] [--from-ground] [--out metrics/benchmarks/pseudo_labels.json]
 
     # the grounding backends side by side (README "Pseudo-labels"), from the ground stage on:
@@ -10,15 +10,15 @@
         --profile pretrained --set ground.backend=pretrained --profile classical --set ground.backend=classical
 
 Each ``--profile NAME`` starts a profile; the ``--set KEY=VALUE`` options after it (up to the next ``--profile``)
-change its params: KEY is a dotted path inside ``params.yaml`` in the sections ``ground``, ``refine``, ``features``,
-``cluster``, ``filter`` or ``runtime`` (``features.block_weights.cnn=3``, ``cluster.bandwidth=2.5``,
+change its params: KEY is a dotted path inside ``params.yaml`` in the sections ``parts``, ``ground``, ``refine``,
+``features``, ``cluster``, ``filter`` or ``runtime`` (``features.block_weights.cnn=3``, ``cluster.bandwidth=2.5``,
 ``filter.largest_only=false``, ``cluster.overrides.screw_bag.bandwidth=1.2``) and VALUE is parsed as YAML
 (``[cnn, color]``, ``1.5``, ``bundled``,
 ``{cnn: 2.0}``). A profile without ``--set`` measures ``params.yaml`` as it is.
 
-Per-category overrides: ``--no-overrides`` (global) drops the ``overrides:`` of the ``ground``, ``refine``,
-``features``, ``cluster`` and ``filter`` sections in every profile, so that one global setting is measured on every
-category. Per profile,
+Per-category overrides: ``--no-overrides`` (global) drops the ``overrides:`` of the ``parts``, ``ground``,
+``refine``, ``features``, ``cluster`` and ``filter`` sections in every profile, so that one global setting is
+measured on every category. Per profile,
 ``--set overrides=off`` drops them for that profile only and ``--set overrides=on`` keeps them despite
 ``--no-overrides``; ``--set cluster.overrides={}`` drops one section's. Overrides are dropped before the profile's
 other ``--set`` are applied, which may thus add new per-category values. The changed params are checked against the
@@ -69,7 +69,7 @@ from csad.settings import stage_config
 from csad.stage import select_device
 
 #: The sections a profile's ``--set`` may change, and those whose per-category overrides ``overrides=off`` drops.
-SETTABLE = ("ground", "refine", "features", "cluster", "filter", "runtime")
+SETTABLE = ("parts", "ground", "refine", "features", "cluster", "filter", "runtime")
 STEPS = ("ground", "refine", "features", "cluster", "filter")
 
 
@@ -117,7 +117,7 @@ def profile_params(
                 raise ParamsError(f"--set overrides={value!r}: use overrides=off (drop them) or overrides=on (keep)")
             drop_overrides = not value
     if drop_overrides:
-        for section in STEPS:
+        for section in (*STEPS, "parts"):
             tree[section].pop(OVERRIDES, None)
     for key, value in sets:
         if key == OVERRIDES:
@@ -299,7 +299,7 @@ def main(argv: list[str] | None = None) -> None:
             "params_file": args.params,
             "device": device,
             "from_ground": bool(args.from_ground),
-            "settings": {s: tree[s] for s in (*STEPS, "runtime")},
+            "settings": {s: tree[s] for s in ("parts", *STEPS, "runtime")},
             "mean": mean,
             "per_category": per_cat,
         }

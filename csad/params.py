@@ -79,10 +79,8 @@ SCHEMA: Schema = {
     },
     "features": {
         "descriptors": list,
-        "backbone": str,
+        "backbone": {"name": str, "weights": str, "seed": int},
         "stride": int,
-        "weights": str,
-        "seed": int,
         "canvas": int,
         "n_rotations": int,
         "batch_size": int,

@@ -21,7 +21,8 @@ from csad.io import numpy_to_tensors, save_checkpoint
 from csad.lgst.checkpoint import save_lgst
 from csad.lgst.config import LgstConfig
 from csad.lgst.maps import MapNormalizer, lgst_scores
-from csad.models.lgst import BackboneSpec, build_lgst_model
+from csad.models.backbone import BackboneSpec
+from csad.models.lgst import build_lgst_model
 from csad.models.segmenter import ComponentSegmenter, predict_labels
 from csad.scoring.patch_hist import PatchHistogramScorer, TrimmedNormalizer
 

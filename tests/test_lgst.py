@@ -273,7 +273,7 @@ def test_config_from_params() -> None:
     config, spec = config_from_params(
         {"backbone": {"name": "resnet18", "weights": "none", "seed": 3}, "student_widths": [8, 16, 16], "seed": 2}
     )
-    assert spec == BackboneSpec("resnet18", "none", "lgst.backbone.weights", 3)
+    assert spec == BackboneSpec("resnet18", "none", seed=3, param="lgst.backbone.weights")
     assert config.student_widths == (8, 16, 16) and config.seed == 2
     with pytest.raises(ParamsError, match=r"lgst\.iteration"):
         config_from_params({"iteration": 5})

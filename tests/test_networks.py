@@ -35,8 +35,8 @@ from csad.lgst.config import LgstConfig, config_from_params
 from csad.lgst.data import color_jitter
 from csad.lgst.losses import LgstBatch, lgst_losses
 from csad.lgst.maps import MapNormalizer
-from csad.models.backbone import FeatureExtractor, build_backbone
-from csad.models.lgst import BackboneSpec, LgstModel
+from csad.models.backbone import BackboneSpec, FeatureExtractor, build_backbone
+from csad.models.lgst import TEACHER_STRIDES, LgstModel
 from csad.models.segmenter import SEGMENTER_STRIDES, ComponentSegmenter
 from csad.params import build_with_kwargs, load_params
 from csad.pseudo.features import ComponentFeatureConfig, build_feature_backbone
@@ -44,7 +44,7 @@ from csad.scoring.patch_hist import PatchHistogramScorer
 from csad.seg import losses as seg_losses
 from csad.seg.checkpoint import load_segmenter
 from csad.seg.run import segment_config
-from csad.seg.train import SegTrainConfig
+from csad.seg.train import SegTrainConfig, build_segmenter
 from csad.settings import stage_config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -132,11 +132,10 @@ def _backbone_uses(p: Profile) -> Iterator[tuple[str, FeatureExtractor]]:
     seg_cfg, seg_spec = p.segment()
     yield "segment", build_backbone(seg_spec.name, seg_spec.weights, SEGMENTER_STRIDES, seed=seg_cfg.seed)
     _, lgst_spec = p.lgst()
-    yield "lgst", lgst_spec.build()
+    yield "lgst", lgst_spec.build(TEACHER_STRIDES)
     features = p.section("features")
-    config = build_with_kwargs(
-        ComponentFeatureConfig, {**features, "weights": offline(features["weights"]), "device": "cpu"}, "features"
-    )
+    features["backbone"] = {**features["backbone"], "weights": offline(features["backbone"]["weights"])}
+    config = build_with_kwargs(ComponentFeatureConfig, {**features, "device": "cpu"}, "features")
     if config.uses_cnn:
         extractor = build_feature_backbone(config)
         assert extractor is not None
@@ -144,7 +143,8 @@ def _backbone_uses(p: Profile) -> Iterator[tuple[str, FeatureExtractor]]:
     ground = p.section("ground")
     if ground["backend"] == "pretrained" and float(ground["pretrained"]["feature_weight"]) > 0:
         g = ground["pretrained"]
-        yield "ground", build_backbone(g["backbone"], offline(g["weights"]), g["strides"], seed=int(g["seed"]))
+        spec = BackboneSpec.from_params({**g["backbone"], "weights": offline(g["backbone"]["weights"])}, "ground")
+        yield "ground", spec.build(g["strides"])
 
 
 def test_backbones_forward_any_size_and_stay_frozen(profile: Profile) -> None:
@@ -177,17 +177,7 @@ def test_backbones_forward_any_size_and_stay_frozen(profile: Profile) -> None:
 def segmenter(profile: Profile) -> ComponentSegmenter:
     """The segmenter as csad.seg.train builds it from the profile (random decoder from the train seed)."""
     cfg, spec = profile.segment()
-    return ComponentSegmenter(
-        NUM_CLASSES,
-        backbone=spec.name,
-        weights=spec.weights,
-        param=spec.param,
-        seed=cfg.seed,
-        aspp_channels=cfg.aspp_channels,
-        decoder_channels=cfg.decoder_channels,
-        reduce_channels=cfg.reduce_channels,
-        bn_momentum=cfg.bn_momentum,
-    ).eval()
+    return build_segmenter(NUM_CLASSES, cfg, spec).eval()
 
 
 def test_segmenter_forward_at_the_profile_size_and_any_other(profile: Profile, segmenter: ComponentSegmenter) -> None:

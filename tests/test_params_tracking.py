@@ -61,6 +61,27 @@ def test_a_number_given_as_a_string_is_one_line_naming_the_key() -> None:
     cfg["train"]["loss_weights"]["dice"] = "ten"
     with pytest.raises(ParamsError, match=r"segment\.train\.loss_weights\.dice must be a number"):
         segment_config(cfg, "cpu")
+    cfg["train"]["loss_weights"]["dice"] = 1.0
+
+
+def test_every_backbone_has_one_params_shape() -> None:
+    from csad.models.backbone import BackboneSpec
+
+    params = load_params(REPO_ROOT / "params.yaml")
+    for section, value in (
+        ("ground.pretrained", params["ground"]["pretrained"]["backbone"]),
+        ("features", params["features"]["backbone"]),
+        ("segment", params["segment"]["backbone"]),
+        ("lgst", params["lgst"]["backbone"]),
+    ):
+        spec = BackboneSpec.from_params(value, section)
+        assert spec.param == f"{section}.backbone.weights" and spec.name == value["name"]
+    with pytest.raises(ParamsError, match=r"features\.backbone\.wieghts \(did you mean features\.backbone\.weights"):
+        BackboneSpec.from_params({"name": "resnet18", "weights": "none", "wieghts": "x"}, "features")
+    cfg = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())["segment"]
+    cfg["backbone"]["seed"] = 1  # the segmenter's backbone is seeded by segment.train.seed
+    with pytest.raises(ParamsError, match=r"segment\.backbone\.seed is not read"):
+        segment_config(cfg, "cpu")
 
 
 def test_tracked_settings_leave_out_other_categories_speed_knobs_and_unused_backends() -> None:

@@ -169,8 +169,7 @@ def test_cnn_block_is_unit_length_times_its_weight_and_batches_across_images() -
     image, instances = two_objects()
     config = ComponentFeatureConfig(
         descriptors=["cnn", "color"],
-        backbone="resnet18",
-        weights="none",
+        backbone={"name": "resnet18", "weights": "none"},
         stride=8,
         n_rotations=4,
         batch_size=3,
@@ -196,7 +195,11 @@ def test_cnn_normalize_false_keeps_the_raw_mean_features_times_the_weight() -> N
     logging.getLogger("csad.models.backbone").setLevel(logging.ERROR)
     image, instances = two_objects()
     unit = ComponentFeatureConfig(
-        descriptors=["cnn"], backbone="resnet18", weights="none", stride=8, n_rotations=4, block_weights={"cnn": 1.0}
+        descriptors=["cnn"],
+        backbone={"name": "resnet18", "weights": "none"},
+        stride=8,
+        n_rotations=4,
+        block_weights={"cnn": 1.0},
     )
     backbone = build_feature_backbone(unit)
     raw_cfg = dataclasses.replace(unit, cnn_normalize=False, block_weights={"cnn": 3.0})

@@ -40,6 +40,9 @@ def lite0():
     return build_backbone("tf_efficientnet_lite0", "bundled", [4, 8], param="ground.pretrained.weights")
 
 
+LITE0_NONE = {"name": "tf_efficientnet_lite0", "weights": "none", "seed": 0}
+
+
 def _backend(extractor, work_size: int = SIZE, **kw) -> PretrainedGrounding:
     base = dict(
         parts={"work_size": work_size, "min_region": 10, "thin_radius": 0.0},
@@ -129,10 +132,10 @@ def test_misuse_fails_clearly(lite0) -> None:
 
 
 def test_build_names_the_param_of_a_wrong_key() -> None:
-    cfg = {"backbone": "tf_efficientnet_lite0", "weights": "none", "strides": [4, 8], "merge_treshold": 3.0}
+    cfg = {"backbone": LITE0_NONE, "strides": [4, 8], "merge_treshold": 3.0}
     with pytest.raises(ParamsError, match="merge_treshold"):
         build_pretrained_grounding(cfg, "cpu")
-    cfg = {"backbone": "tf_efficientnet_lite0", "weights": "none", "strides": [4, 8], "feature_weight": 0.0}
+    cfg = {"backbone": LITE0_NONE, "strides": [4, 8], "feature_weight": 0.0}
     assert build_pretrained_grounding(cfg, "cpu").extractor is None  # colour only: no CNN is built
 
 
@@ -176,9 +179,13 @@ def test_fit_warns_when_the_background_model_is_degenerate() -> None:
 
 
 def test_build_reports_bad_params_clearly() -> None:
-    base = {"backbone": "tf_efficientnet_lite0", "weights": "none", "strides": [4, 8]}
+    base = {"backbone": LITE0_NONE, "strides": [4, 8]}
     with pytest.raises(ParamsError, match="lacks backbone"):
-        build_pretrained_grounding({"weights": "none", "strides": [4]}, "cpu")
+        build_pretrained_grounding({"strides": [4]}, "cpu")
+    with pytest.raises(ParamsError, match=r"ground\.pretrained\.backbone lacks weights"):
+        build_pretrained_grounding({"backbone": {"name": "tf_efficientnet_lite0"}, "strides": [4]}, "cpu")
+    with pytest.raises(ParamsError, match=r"ground\.pretrained\.backbone must be a mapping"):
+        build_pretrained_grounding({"backbone": "tf_efficientnet_lite0", "strides": [4]}, "cpu")
     for key, value in (("feature_weight", None), ("feature_weight", "8")):
         with pytest.raises(ParamsError, match=f"{key} must be a number"):
             build_pretrained_grounding({**base, key: value}, "cpu")
@@ -190,7 +197,8 @@ def test_build_reports_bad_params_clearly() -> None:
     with pytest.raises(ParamsError, match=r"ground\.pretrained\.backbone/strides"):
         build_pretrained_grounding({**base, "strides": []}, "cpu")
     # Colour only: the weights are never read, so a missing checkpoint file does not matter.
-    colour = build_pretrained_grounding({**base, "weights": "/nonexistent/weights.pt", "feature_weight": 0.0}, "cpu")
+    nowhere = {**LITE0_NONE, "weights": "/nonexistent/weights.pt"}
+    colour = build_pretrained_grounding({**base, "backbone": nowhere, "feature_weight": 0.0}, "cpu")
     assert colour.extractor is None
 
 

@@ -21,7 +21,8 @@ from csad.lgst.maps import (
     upsample_map,
 )
 from csad.lgst.train import train_lgst
-from csad.models.lgst import BackboneSpec, LgstModel, build_lgst_model
+from csad.models.backbone import BackboneSpec
+from csad.models.lgst import LgstModel, build_lgst_model
 
 __all__ = [
     "BackboneSpec",

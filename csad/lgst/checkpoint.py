@@ -17,7 +17,8 @@ from csad.errors import CheckpointError
 from csad.io import atomic_path
 from csad.lgst.config import LgstConfig
 from csad.lgst.maps import MapNormalizer
-from csad.models.lgst import BackboneSpec, LgstModel
+from csad.models.backbone import BackboneSpec
+from csad.models.lgst import LgstModel
 from csad.runtime import resolve_device
 
 #: Checkpoint format tag.

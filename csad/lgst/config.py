@@ -3,7 +3,7 @@ docs/evaluation.md 2).
 
 :class:`LgstConfig` fixes the whole training schedule in advance (no selection on the test set, docs/method.md 9.15),
 the seed and the map-normalisation quantiles; its defaults are the paper's (released code) values.
-:func:`config_from_params` reads it, with the teacher's :class:`~csad.models.lgst.BackboneSpec`, from the ``lgst``
+:func:`config_from_params` reads it, with the teacher's :class:`~csad.models.backbone.BackboneSpec`, from the ``lgst``
 params section.
 """
 
@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from csad.models.lgst import BackboneSpec, LgstModel, build_lgst_model
+from csad.models.backbone import BackboneSpec
+from csad.models.lgst import LgstModel, build_lgst_model
 from csad.params import build_with_kwargs
 
 #: torch.quantile refuses inputs with more elements than this.
@@ -101,7 +102,8 @@ def config_from_params(section: Mapping[str, Any], param: str = "lgst") -> tuple
         ParamsError: an unknown key or a bad value, named ``param.<key>``.
     """
     values = dict(section)
-    backbone = dict(values.pop("backbone", {}) or {})
-    backbone.setdefault("param", f"{param}.backbone.weights")
-    spec = build_with_kwargs(BackboneSpec, backbone, f"{param}.backbone")
-    return LgstConfig.from_dict(values, param), spec
+    backbone = values.pop("backbone", None)
+    config = LgstConfig.from_dict(values, param)
+    if backbone is None:  # the teacher's default backbone
+        return config, BackboneSpec(param=f"{param}.backbone.weights")
+    return config, BackboneSpec.from_params(backbone, param)

@@ -27,7 +27,8 @@ from csad.errors import CsadError
 from csad.lgst.config import LgstConfig
 from csad.lgst.data import PenaltyImages, _batch_indices, color_jitter, prepare_images
 from csad.lgst.losses import LOSS_NAMES, LgstBatch, lgst_losses, teacher_statistics
-from csad.models.lgst import BackboneSpec, LgstModel
+from csad.models.backbone import BackboneSpec
+from csad.models.lgst import LgstModel
 from csad.runtime import resolve_device
 
 log = logging.getLogger(__name__)

@@ -23,13 +23,12 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from csad.models.backbone import FeatureExtractor, build_backbone, feature_channels
+from csad.models.backbone import BackboneSpec, FeatureExtractor, feature_channels
 from csad.models.ops import resize_bilinear
 from csad.normalize import safe_spread_tensor
 
@@ -39,20 +38,6 @@ log = logging.getLogger(__name__)
 TEACHER_STRIDES: tuple[int, int] = (8, 16)
 #: Decoder resize targets of the released AutoEncoder (for out_size 64; EfficientAD uses them for 56 too).
 PAPER_DECODER_SIZES: tuple[int, ...] = (3, 8, 15, 32, 63, 127)
-
-
-@dataclass(frozen=True)
-class BackboneSpec:
-    """Which frozen backbone the teacher uses: the arguments of :func:`build_backbone` (strides are fixed)."""
-
-    name: str = "wide_resnet50_2"
-    weights: str = "none"
-    param: str = "lgst.backbone.weights"
-    seed: int = 0
-
-    def build(self) -> FeatureExtractor:
-        """Return the frozen feature extractor of this spec, outputting the strides 8 and 16."""
-        return build_backbone(self.name, self.weights, list(TEACHER_STRIDES), param=self.param, seed=self.seed)
 
 
 class TeacherHead(nn.Module):
@@ -350,7 +335,7 @@ def build_lgst_model(
     The global torch RNG is left untouched: the student and AE are initialised inside a forked RNG seeded with
     ``seed`` (+1), the projection from its own generator.
     """
-    backbone = spec.build()
+    backbone = spec.build(TEACHER_STRIDES)
     in_channels = sum(feature_channels(spec.name, stride) for stride in TEACHER_STRIDES)
     head = TeacherHead(in_channels, channels, feat_size, seed=seed)
     with torch.random.fork_rng(devices=[]):

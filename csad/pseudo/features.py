@@ -54,7 +54,7 @@ import torch
 import torchvision.transforms.functional as tvf
 from tqdm import tqdm
 
-from csad.models.backbone import FeatureExtractor, build_backbone
+from csad.models.backbone import BackboneSpec, FeatureExtractor
 
 log = logging.getLogger(__name__)
 
@@ -222,11 +222,13 @@ class ComponentFeatureConfig:
 
     The defaults suit the synthetic benchmark: colour, area, elongation and solidity carry the separation (the
     ``cnn`` block did not improve it, see the module docstring). The paper's setting is ``descriptors=["cnn"]``,
-    ``backbone="wide_resnet50_2"`` with ImageNet weights, ``stride=32`` (layer4), ``canvas=65``, ``n_rotations=60``
+    ``backbone={"name": "wide_resnet50_2", "weights": ...}`` with ImageNet weights, ``stride=32`` (layer4),
+    ``canvas=65``, ``n_rotations=60``
     (then a block weight of about 3-5 puts the ``cnn`` distances on the bandwidth scale above).
 
-    Fields: ``descriptors`` (block names, in output order); ``backbone``, ``stride``, ``weights``, ``seed`` (the
-    CNN, see :func:`csad.models.backbone.build_backbone`); ``canvas``, ``n_rotations``, ``batch_size`` (crops per
+    Fields: ``descriptors`` (block names, in output order); ``backbone`` (the CNN: a
+    :class:`csad.models.backbone.BackboneSpec`, or the params mapping name / weights / seed), ``stride`` (its
+    feature map); ``canvas``, ``n_rotations``, ``batch_size`` (crops per
     forward pass, times ``n_rotations`` images), ``device``; ``n_hu`` (Hu moments in ``shape``);
     ``color_lightness_weight`` (multiplies the lightness mean and std of ``color``: below 1 makes shading count less
     than hue); ``min_fraction``
@@ -237,10 +239,10 @@ class ComponentFeatureConfig:
     """
 
     descriptors: list[str] = field(default_factory=lambda: ["color", "area", "elongation", "solidity"])
-    backbone: str = "tf_efficientnet_lite0"
+    backbone: BackboneSpec = field(
+        default_factory=lambda: BackboneSpec("tf_efficientnet_lite0", "bundled", param="features.backbone.weights")
+    )
     stride: int = 32  # feature map averaged (32: the last stage, WRN50-2 layer4 in the paper)
-    weights: str = "bundled"
-    seed: int = 0
     canvas: int = 65
     n_rotations: int = 60
     batch_size: int = 8
@@ -261,6 +263,8 @@ class ComponentFeatureConfig:
     )
 
     def __post_init__(self) -> None:
+        if not isinstance(self.backbone, BackboneSpec):
+            self.backbone = BackboneSpec.from_params(self.backbone, "features")
         bad = [d for d in self.descriptors if d not in DESCRIPTORS]
         if bad or not self.descriptors:
             raise ValueError(f"component descriptors {bad or '[]'} unknown; choose from {', '.join(DESCRIPTORS)}")
@@ -278,12 +282,16 @@ class ComponentFeatureConfig:
         return "cnn" in self.descriptors
 
 
-def build_feature_backbone(config: ComponentFeatureConfig, param: str = "features.weights") -> FeatureExtractor | None:
-    """Return the frozen backbone the ``cnn`` block of ``config`` needs (``param`` names its weights in errors), or
-    None when ``cnn`` is not requested."""
+def build_feature_backbone(config: ComponentFeatureConfig) -> FeatureExtractor | None:
+    """Return the frozen backbone the ``cnn`` block of ``config`` needs (at ``config.stride``), or None when ``cnn``
+    is not requested.
+
+    Raises:
+        CheckpointError, ParamsError: the weights cannot be loaded (:func:`csad.models.backbone.build_backbone`).
+    """
     if not config.uses_cnn:
         return None
-    return build_backbone(config.backbone, config.weights, [config.stride], param=param, seed=config.seed)
+    return config.backbone.build([config.stride])
 
 
 def component_masks(instances: np.ndarray, min_fraction: float = 0.001) -> list[tuple[int, np.ndarray]]:

@@ -410,32 +410,29 @@ def _leave_one_out_quantile(descriptors: np.ndarray, owner: np.ndarray, quantile
 def build_pretrained_grounding(
     cfg: dict[str, Any], device: str, parts: PartSegmentation | Mapping[str, Any] | None = None
 ) -> PretrainedGrounding:
-    """Return the backend of the ``ground.pretrained`` params ``cfg`` (backbone name, weights, strides, seed and
-    the :class:`PretrainedGrounding` keyword arguments) with the part segmentation ``parts`` (the ``parts`` params
-    section; None = its defaults) on ``device``.
+    """Return the backend of the ``ground.pretrained`` params ``cfg`` (``backbone``: name, weights, seed;
+    ``strides``; the :class:`PretrainedGrounding` keyword arguments) with the part segmentation ``parts`` (the
+    ``parts`` params section; None = its defaults) on ``device``.
 
     Raises:
         ParamsError: a missing or unknown key (with a suggestion), a value of the wrong type, a bad backbone or
             strides; CheckpointError: unusable weights (only read when ``feature_weight > 0``).
     """
     from csad.errors import ParamsError
-    from csad.models.backbone import build_backbone
+    from csad.models.backbone import BackboneSpec
     from csad.params import build_with_kwargs, check_types
 
     cfg = dict(cfg)
-    missing = [key for key in ("backbone", "weights", "strides") if key not in cfg]
+    missing = [key for key in ("backbone", "strides") if key not in cfg]
     if missing:
         raise ParamsError(f"params.yaml: {PARAM_PREFIX} lacks {', '.join(missing)}")
-    name = cfg.pop("backbone")
-    weights = cfg.pop("weights")
+    spec = BackboneSpec.from_params(cfg.pop("backbone"), PARAM_PREFIX)
     strides = cfg.pop("strides")
     check_types(PretrainedGrounding, cfg, PARAM_PREFIX)
     extractor = None
     if float(cfg.get("feature_weight", 20.0)) > 0:
         try:
-            extractor = build_backbone(
-                name, weights, strides, param=f"{PARAM_PREFIX}.weights", seed=int(cfg.get("seed", 0))
-            )
+            extractor = spec.build(strides)
         except ParamsError:
             raise
         except ValueError as err:

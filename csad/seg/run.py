@@ -18,15 +18,16 @@ import numpy as np
 import pandas as pd
 
 from csad.data.loco import LocoCategory, read_image
-from csad.errors import CsadError
+from csad.errors import CsadError, ParamsError
 from csad.io import numpy_to_tensors, read_json, read_label_png, save_checkpoint
+from csad.models.backbone import BackboneSpec
 from csad.models.segmenter import ComponentSegmenter, predict_labels
 from csad.params import build_with_kwargs
 from csad.pseudo.quality import component_gt_dir, hungarian_miou
 from csad.pseudo.store import read_map, read_mask
 from csad.scoring.patch_hist import PatchHistogramScorer
 from csad.seg.checkpoint import load_segmenter as load_segmenter  # re-exported: its old home
-from csad.seg.train import BackboneSpec, SegTrainConfig, train_segmenter
+from csad.seg.train import SegTrainConfig, train_segmenter
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +36,16 @@ def segment_config(cfg: Mapping[str, Any], device: str) -> tuple[SegTrainConfig,
     """Return the training config and backbone spec of the ``segment`` params (one category's values).
 
     Raises:
-        ParamsError: an unknown or mistyped key under ``segment.train``.
+        ParamsError: an unknown or mistyped key under ``segment.train`` or ``segment.backbone`` (whose ``seed`` is
+            ``segment.train.seed``: it seeds the decoder and a random backbone alike).
     """
     train = build_with_kwargs(SegTrainConfig, {**cfg["train"], "device": device}, "segment.train")
-    backbone = BackboneSpec(cfg["backbone"]["name"], cfg["backbone"]["weights"], "segment.backbone.weights")
+    if isinstance(cfg["backbone"], Mapping) and "seed" in cfg["backbone"]:
+        raise ParamsError(
+            "params.yaml: segment.backbone.seed is not read: segment.train.seed seeds the segmenter's decoder and a "
+            "random backbone; remove segment.backbone.seed"
+        )
+    backbone = BackboneSpec.from_params(cfg["backbone"], "segment")
     return train, backbone
 
 

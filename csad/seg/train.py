@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from csad.models.backbone import BackboneSpec
 from csad.models.segmenter import RELEASED_BN_MOMENTUM, ComponentSegmenter, to_input
 from csad.runtime import resolve_device
 from csad.seg import losses
@@ -53,15 +54,6 @@ class LossWeights:
     dice: float = 1.0
     hist: float = 10.0
     entropy: float = 1.0  # applied to the sum of the unlabelled and labelled entropies
-
-
-@dataclass(frozen=True)
-class BackboneSpec:
-    """Which frozen backbone to build (:func:`csad.models.backbone.build_backbone`)."""
-
-    name: str = "wide_resnet50_2"
-    weights: str = "none"  # checkpoint path | "download" | "none"
-    param: str = "segment.backbone.weights"  # params key named in error messages
 
 
 @dataclass(frozen=True)
@@ -172,6 +164,26 @@ def train_segmenter(
     return _train(images, labels, instances, backgrounds, num_classes, config, backbone, callback, progress)
 
 
+def build_segmenter(num_classes: int, config: SegTrainConfig, backbone: BackboneSpec) -> ComponentSegmenter:
+    """Return the untrained :class:`ComponentSegmenter` of ``config`` on ``backbone`` (decoder drawn from
+    ``config.seed``, which also seeds a random backbone), on the CPU.
+
+    Raises:
+        CheckpointError, ParamsError: the backbone's weights cannot be loaded (:func:`build_backbone`).
+    """
+    return ComponentSegmenter(
+        num_classes,
+        backbone=backbone.name,
+        weights=backbone.weights,
+        param=backbone.param,
+        seed=config.seed,
+        aspp_channels=config.aspp_channels,
+        decoder_channels=config.decoder_channels,
+        reduce_channels=config.reduce_channels,
+        bn_momentum=config.bn_momentum,
+    )
+
+
 def _train(
     images: Sequence[np.ndarray],
     labels: Mapping[int, np.ndarray],
@@ -183,21 +195,11 @@ def _train(
     callback: Callable[[int, dict[str, float]], None] | None,
     progress: bool,
 ) -> tuple[ComponentSegmenter, list[dict[str, float]]]:
-    """Return the trained model and history (see :func:`train_segmenter`); threads already set."""
+    """Return the trained model and history (see :func:`train_segmenter`)."""
     device = resolve_device(config.device)
     rng = np.random.default_rng(config.seed)
     data = prepare_data(images, labels, instances, backgrounds, config.image_size, fill=config.fill_holes)
-    model = ComponentSegmenter(
-        num_classes,
-        backbone=backbone.name,
-        weights=backbone.weights,
-        param=backbone.param,
-        seed=config.seed,
-        aspp_channels=config.aspp_channels,
-        decoder_channels=config.decoder_channels,
-        reduce_channels=config.reduce_channels,
-        bn_momentum=config.bn_momentum,
-    ).to(device)
+    model = build_segmenter(num_classes, config, backbone).to(device)
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
     model.train()
@@ -279,11 +281,11 @@ def _train(
 __all__ = [
     "LOSS_NAMES",
     "AugmentConfig",
-    "BackboneSpec",
     "LSAConfig",
     "LossWeights",
     "SegTrainConfig",
     "SegmentationData",
+    "build_segmenter",
     "epoch_batches",
     "resolve_device",
     "train_segmenter",
