@@ -24,7 +24,7 @@ measured on every category. Per profile,
 other ``--set`` are applied, which may thus add new per-category values. The changed params are checked against the
 params schema (an unknown key fails at once), then resolved per category exactly as the stages do.
 
-For each profile and category the ``features``, ``cluster`` and ``filter`` steps (``csad.pseudo.steps``) are rerun
+For each profile and category the ``features``, ``cluster`` and ``filter`` steps (``csad.pipeline``) are rerun
 into a temporary folder from the outputs of the ``refine`` stage (``data/refined/<category>/``, never written) and
 the dataset (``dataset.root``); with ``--from-ground`` the ``ground`` and ``refine`` steps run first, on the
 outputs of the ``propose`` stage (``data/proposals/<category>/``). The DVC outputs are not touched. Reported per
@@ -62,11 +62,15 @@ from csad.data.loco import LocoCategory
 from csad.errors import CsadError, ParamsError
 from csad.io import read_json, write_json
 from csad.params import OVERRIDES, SCHEMA, check, load_params
+from csad.pipeline.cluster import run_cluster
+from csad.pipeline.features import run_features
+from csad.pipeline.filter import run_filter
+from csad.pipeline.ground import run_grounding
+from csad.pipeline.refine import run_refine
+from csad.pipeline.stage import select_device
 from csad.pseudo.backends import build_ground_backend
 from csad.pseudo.quality import pseudo_label_quality
-from csad.pseudo.steps import run_cluster, run_features, run_filter, run_grounding, run_refine
 from csad.settings import stage_config
-from csad.stage import select_device
 
 #: The sections a profile's ``--set`` may change, and those whose per-category overrides ``overrides=off`` drops.
 SETTABLE = ("parts", "ground", "refine", "features", "cluster", "filter", "runtime")

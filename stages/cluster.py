@@ -9,22 +9,13 @@ Writes ``data/clusters/<category>/clusters.parquet``, ``maps/<stem>.png`` and ``
 
 from __future__ import annotations
 
-from csad.artifacts import stage_output
-from csad.pseudo.steps import run_cluster
-from csad.stage import load_stage, run_stage
+from csad.pipeline import cluster
+from csad.pipeline.stage import load_stage, run_stage
 
 
 def main(argv: list[str] | None = None) -> None:
     """Cluster the components of one category."""
-    run = load_stage(argv, __doc__, "cluster")
-    args, category, cfg = run.args, run.category, run.config
-    run_cluster(
-        stage_output("features", args.category),
-        stage_output("refine", args.category),
-        cfg,
-        len(category.split("train")),
-        stage_output("cluster", args.category),
-    )
+    cluster.run(load_stage(argv, __doc__, "cluster"))
 
 
 if __name__ == "__main__":

@@ -11,33 +11,13 @@ and ``metrics/<category>/detector.json`` (threshold, fusion statistics, validati
 
 from __future__ import annotations
 
-from csad.artifacts import stage_metrics, stage_output
-from csad.data.loco import read_image
-from csad.detector.build import DetectorSettings, build_detector
-from csad.io import round_metrics, write_json
-from csad.params import build_with_kwargs
-from csad.stage import load_stage, run_stage
+from csad.pipeline import detector
+from csad.pipeline.stage import load_stage, run_stage
 
 
 def main(argv: list[str] | None = None) -> None:
     """Build the detector of one category."""
-    run = load_stage(argv, __doc__, "detector")
-    args, category = run.args, run.category
-    settings = build_with_kwargs(
-        DetectorSettings, {k: v for k, v in run.config.items() if k != "overrides"}, "detector"
-    )
-    validation = [read_image(r.path) for r in category.split("validation")]
-    detector, summary = build_detector(
-        args.category,
-        stage_output("train_seg", args.category),
-        stage_output("train_lgst", args.category),
-        validation,
-        settings,
-        run.device(),
-        progress=True,
-    )
-    detector.save(stage_output("detector", args.category), meta={"category": args.category, **summary})
-    write_json(stage_metrics("detector", args.category), round_metrics(summary))
+    detector.run(load_stage(argv, __doc__, "detector"))
 
 
 if __name__ == "__main__":

@@ -15,37 +15,17 @@ from __future__ import annotations
 
 import argparse
 
-import pandas as pd
-
-from csad.artifacts import REPORT_DIR, ROC_DIR, SUMMARY_FILE, stage_metrics, stage_output
-from csad.data.loco import LocoCategory
-from csad.errors import CsadError
-from csad.io import read_json, write_json, write_png
 from csad.params import load_params
-from csad.report import summarize, visual_report, write_roc_csvs
-from csad.stage import run_stage
+from csad.pipeline import evaluate
+from csad.pipeline.stage import run_stage
 
 
 def main(argv: list[str] | None = None) -> None:
     """Summarise every category's scores."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     args = parser.parse_args(argv)
-    params = load_params(args.params)
-    per_category = {}
-    for name in params["categories"]:
-        metrics_path = stage_metrics("score", name)
-        if not metrics_path.is_file():
-            raise CsadError(f"{metrics_path} is missing: run the score stage (dvc repro score@{name})")
-        per_category[name] = read_json(metrics_path)
-        scores_dir = stage_output("score", name)
-        if not (scores_dir / "scores.parquet").is_file():
-            raise CsadError(f"{scores_dir / 'scores.parquet'} is missing: run the score stage (dvc repro score@{name})")
-        scores = pd.read_parquet(scores_dir / "scores.parquet")
-        write_roc_csvs(scores, ROC_DIR, name)
-        category = LocoCategory.open(params["dataset"]["root"], name)
-        write_png(REPORT_DIR / f"{name}.png", visual_report(category, scores, scores_dir))
-    write_json(SUMMARY_FILE, summarize(per_category))
+    evaluate.run(load_params(args.params))
 
 
 if __name__ == "__main__":

@@ -10,23 +10,13 @@ Writes ``data/components/<category>/`` (components.parquet, images.parquet, feat
 
 from __future__ import annotations
 
-from csad.artifacts import stage_output
-from csad.pseudo.steps import run_features
-from csad.stage import load_stage, run_stage, write_timing
+from csad.pipeline import features
+from csad.pipeline.stage import load_stage, run_stage
 
 
 def main(argv: list[str] | None = None) -> None:
     """Describe the refined components of one category."""
-    run = load_stage(argv, __doc__, "features")
-    args, category, cfg = run.args, run.category, run.config
-    summary = run_features(
-        category.split("train"),
-        stage_output("refine", args.category),
-        cfg,
-        run.device(),
-        stage_output("features", args.category),
-    )
-    write_timing(args.category, "features", summary)
+    features.run(load_stage(argv, __doc__, "features"))
 
 
 if __name__ == "__main__":

@@ -13,44 +13,13 @@ plot ``metrics/<category>/pseudo_labels.png``.
 
 from __future__ import annotations
 
-import pandas as pd
-
-from csad.artifacts import instances_dir, stage_metrics, stage_output
-from csad.io import write_json, write_png
-from csad.pseudo.quality import pseudo_label_grid, pseudo_label_quality
-from csad.pseudo.steps import run_filter
-from csad.stage import load_stage, run_stage
+from csad.pipeline import filter
+from csad.pipeline.stage import load_stage, run_stage
 
 
 def main(argv: list[str] | None = None) -> None:
     """Filter the clustered components of one category into pseudo-label maps."""
-    run = load_stage(argv, __doc__, "filter")
-    args, category, cfg = run.args, run.category, run.config
-    out = stage_output("filter", args.category)
-    records = category.split("train")
-    summary = run_filter(
-        records, stage_output("features", args.category), stage_output("cluster", args.category), cfg, out
-    )
-    labeled = pd.read_parquet(out / "labeled.parquet")
-    labeled_keys = labeled.loc[labeled["labeled"], "key"].tolist()
-    metrics = {
-        "num_classes": summary["classes"],
-        "labeled_images": summary["labeled_images"],
-        "train_images": summary["images"],
-        **summary["consistency"],
-        **pseudo_label_quality(
-            category,
-            out / "labels",
-            labeled_keys,
-            summary["classes"],
-            instances_dir=instances_dir(args.category),
-        ),
-    }
-    write_json(stage_metrics("filter", args.category), metrics)
-    write_png(
-        stage_metrics("filter", args.category).with_suffix(".png"),
-        pseudo_label_grid(records, out / "labels", set(labeled_keys)),
-    )
+    filter.run(load_stage(argv, __doc__, "filter"))
 
 
 if __name__ == "__main__":

@@ -12,25 +12,13 @@ Writes ``data/grounding/<category>/{instances,background}/<stem>.png``, ``ground
 
 from __future__ import annotations
 
-from csad.artifacts import stage_output
-from csad.errors import ParamsError
-from csad.io import read_json
-from csad.pseudo.backends import build_ground_backend
-from csad.pseudo.steps import run_grounding
-from csad.stage import load_stage, run_stage, write_timing
+from csad.pipeline import ground
+from csad.pipeline.stage import load_stage, run_stage
 
 
 def main(argv: list[str] | None = None) -> None:
     """Ground the tag prompt in every train image of one category."""
-    run = load_stage(argv, __doc__, "ground")
-    args, category, cfg = run.args, run.category, run.config
-    tags_file = stage_output("tag", args.category)
-    if not tags_file.is_file():
-        raise ParamsError(f"{tags_file} is missing: run the tag stage first (dvc repro tag@{args.category})")
-    prompt = read_json(tags_file)["prompt"]
-    backend = build_ground_backend(cfg, run.device(), args.params)
-    summary = run_grounding(category.split("train"), backend, prompt, stage_output("ground", args.category))
-    write_timing(args.category, "ground", summary)
+    ground.run(load_stage(argv, __doc__, "ground"))
 
 
 if __name__ == "__main__":

@@ -10,19 +10,13 @@ Writes ``data/proposals/<category>/{instances,background}/<stem>.png``, ``propos
 
 from __future__ import annotations
 
-from csad.artifacts import stage_output
-from csad.pseudo.backends import build_proposal_backend
-from csad.pseudo.steps import run_proposals
-from csad.stage import load_stage, run_stage, write_timing
+from csad.pipeline import propose
+from csad.pipeline.stage import load_stage, run_stage
 
 
 def main(argv: list[str] | None = None) -> None:
     """Propose part-level instances in every train image of one category."""
-    run = load_stage(argv, __doc__, "propose")
-    args, category, cfg = run.args, run.category, run.config
-    backend = build_proposal_backend(cfg, run.device(), args.params)
-    summary = run_proposals(category.split("train"), backend, stage_output("propose", args.category))
-    write_timing(args.category, "propose", summary)
+    propose.run(load_stage(argv, __doc__, "propose"))
 
 
 if __name__ == "__main__":

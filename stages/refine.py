@@ -10,23 +10,13 @@ Writes ``data/refined/<category>/instances/<stem>.png`` and ``summary.json``.
 
 from __future__ import annotations
 
-from csad.artifacts import stage_output
-from csad.pseudo.steps import run_refine
-from csad.stage import load_stage, run_stage, write_timing
+from csad.pipeline import refine
+from csad.pipeline.stage import load_stage, run_stage
 
 
 def main(argv: list[str] | None = None) -> None:
     """Refine the proposals of every train image of one category."""
-    run = load_stage(argv, __doc__, "refine")
-    args, category, cfg = run.args, run.category, run.config
-    summary = run_refine(
-        category.split("train"),
-        stage_output("ground", args.category),
-        stage_output("propose", args.category),
-        cfg,
-        stage_output("refine", args.category),
-    )
-    write_timing(args.category, "refine", summary)
+    refine.run(load_stage(argv, __doc__, "refine"))
 
 
 if __name__ == "__main__":

@@ -11,23 +11,13 @@ official layout; ``segmentation/<split>/<type>/<stem>.png`` component labels) an
 
 from __future__ import annotations
 
-from csad.artifacts import stage_metrics, stage_output
-from csad.io import write_json
-from csad.scoring.run import score_category
-from csad.stage import load_stage, run_stage
+from csad.pipeline import score
+from csad.pipeline.stage import load_stage, run_stage
 
 
 def main(argv: list[str] | None = None) -> None:
     """Score one category."""
-    run = load_stage(argv, __doc__, "score")
-    _, metrics = score_category(
-        run.category,
-        stage_output("detector", run.args.category),
-        run.config,
-        run.device(),
-        stage_output("score", run.args.category),
-    )
-    write_json(stage_metrics("score", run.args.category), {"category": run.args.category, **metrics})
+    score.run(load_stage(argv, __doc__, "score"))
 
 
 if __name__ == "__main__":

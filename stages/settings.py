@@ -11,23 +11,15 @@ stages whose values changed. This stage depends on every section and takes about
 
 from __future__ import annotations
 
-from csad.errors import ParamsError
-from csad.io import write_json
 from csad.params import load_params
-from csad.settings import STAGE_SECTIONS, tracked_settings
-from csad.stage import category_parser, run_stage, settings_path
+from csad.pipeline import settings
+from csad.pipeline.stage import category_parser, run_stage
 
 
 def main(argv: list[str] | None = None) -> None:
     """Write the settings files of one category."""
     args = category_parser(__doc__).parse_args(argv)
-    params = load_params(args.params)
-    if args.category not in params["categories"]:
-        raise ParamsError(
-            f"{args.params}: category {args.category!r} is not in categories ({', '.join(params['categories'])})"
-        )
-    for stage in STAGE_SECTIONS:
-        write_json(settings_path(args.category, stage), tracked_settings(params, stage, args.category))
+    settings.run(load_params(args.params), args.category, args.params)
 
 
 if __name__ == "__main__":

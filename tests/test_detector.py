@@ -231,8 +231,8 @@ def test_category_without_test_images_scores_and_says_nothing_to_evaluate(built,
     null with a reason, through score, summary, ROC curves and the visual report."""
     from csad.data.loco import LocoCategory
     from csad.io import write_png
+    from csad.pipeline.score import score_category
     from csad.report import summarize, visual_report, write_roc_csvs
-    from csad.scoring.run import score_category
 
     det = built[0]
     det.save(tmp_path / "detector.pt")

@@ -32,10 +32,10 @@ from csad.data.loco import (
 )
 from csad.eval.evaluate import evaluate_maps
 from csad.eval.maps import anomaly_map_path, write_anomaly_map
+from csad.eval.metrics import category_metrics
 from csad.io import is_hidden, json_text, list_dir, read_json, write_json
 from csad.lgst.data import PenaltyImages
 from csad.report import results_table, summarize, write_roc_csvs
-from csad.scoring.run import category_metrics
 from tests.helpers import REPO_ROOT, tiny_params
 
 CAT = "breakfast_box"

@@ -39,11 +39,11 @@ from csad.models.backbone import BackboneSpec, FeatureExtractor, build_backbone
 from csad.models.lgst import TEACHER_STRIDES, LgstModel
 from csad.models.segmenter import SEGMENTER_STRIDES, ComponentSegmenter
 from csad.params import build_with_kwargs, load_params
+from csad.pipeline.train_seg import segment_config
 from csad.pseudo.features import ComponentFeatureConfig, build_feature_backbone
 from csad.scoring.patch_hist import PatchHistogramScorer
 from csad.seg import losses as seg_losses
 from csad.seg.checkpoint import load_segmenter
-from csad.seg.run import segment_config
 from csad.seg.train import SegTrainConfig, build_segmenter
 from csad.settings import stage_config
 
@@ -74,7 +74,7 @@ class Profile:
         return stage_config(self.params, stage, self.category)
 
     def segment(self) -> tuple[SegTrainConfig, Any]:
-        """Return (train config, backbone spec) of ``segment``, as :mod:`csad.seg.run` reads them."""
+        """Return (train config, backbone spec) of ``segment``, as :mod:`csad.pipeline.train_seg` reads them."""
         cfg = self.section("train_seg")
         cfg["backbone"] = {**cfg["backbone"], "weights": offline(cfg["backbone"]["weights"])}
         return segment_config(cfg, "cpu")
@@ -227,7 +227,8 @@ def test_segmenter_backward_reaches_the_decoder_only(profile: Profile, segmenter
 
 
 def _write_segmenter_checkpoint(profile: Profile, model: ComponentSegmenter, path: Path) -> None:
-    """Write ``segmenter.pt`` as csad.seg.run.train_category_segmenter does (Patch Histogram fitted on random maps)."""
+    """Write ``segmenter.pt`` as csad.pipeline.train_seg.train_category_segmenter does (Patch Histogram fitted on
+    random maps)."""
     cfg, _ = profile.segment()
     ph = profile.section("train_seg")["patch_hist"]
     rng = np.random.default_rng(0)

@@ -14,7 +14,7 @@ import yaml
 
 from csad.errors import ParamsError
 from csad.params import load_params
-from csad.seg.run import segment_config
+from csad.pipeline.train_seg import segment_config
 from csad.settings import PARTS_READERS, SPEED_ONLY, STAGE_SECTIONS, tracked_settings
 from tests.helpers import REPO_ROOT, dvc, make_project, ran_stages, tiny_params
 
@@ -171,7 +171,7 @@ def test_a_stage_run_by_hand_after_a_params_edit_refuses_to_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from csad.io import write_json
-    from csad.stage import load_stage, settings_path
+    from csad.pipeline.stage import load_stage, settings_path
 
     monkeypatch.chdir(tmp_path)
     params = tiny_params(["pushpins"])

@@ -10,7 +10,12 @@ import pytest
 
 from csad.data.loco import LocoCategory
 from csad.errors import CsadError, ParamsError
-from csad.pseudo.steps import run_cluster, run_features, run_filter, run_grounding, run_proposals, run_refine
+from csad.pipeline.cluster import run_cluster
+from csad.pipeline.features import run_features
+from csad.pipeline.filter import run_filter
+from csad.pipeline.ground import run_grounding
+from csad.pipeline.propose import run_proposals
+from csad.pipeline.refine import run_refine
 from csad.pseudo.types import GroundingResult, ProposalResult
 
 FEATURES = {"descriptors": ["color", "area"], "batch_size": 4}
@@ -72,6 +77,12 @@ def test_two_fixed_components_give_two_classes(tiny_dataset: Path, tmp_path: Pat
         assert (out / "pseudo" / "labels" / f"{stem}.png").is_file()
 
 
+def _refine_fine(recs: list, tmp_path: Path, proposals: str) -> None:
+    """Run refine in fine mode on ``tmp_path/grounding`` and ``tmp_path/<proposals>``."""
+    config = {"mode": "fine", "use_grounding_filter": True}
+    run_refine(recs, tmp_path / "grounding", tmp_path / proposals, config, tmp_path / "refined")
+
+
 def test_no_detection_anywhere_ends_with_a_clear_error(tiny_dataset: Path, tmp_path: Path) -> None:
     recs = _records(tiny_dataset)
     summary = run_grounding(recs, Nothing(), "a .", tmp_path / "grounding")
@@ -79,13 +90,7 @@ def test_no_detection_anywhere_ends_with_a_clear_error(tiny_dataset: Path, tmp_p
     assert all("no detections" in w for w in summary["warnings"].values())
     run_proposals(recs, Nothing(), tmp_path / "proposals")
     with pytest.raises(CsadError, match="no image has any component left"):
-        run_refine(
-            recs,
-            tmp_path / "grounding",
-            tmp_path / "proposals",
-            {"mode": "fine", "use_grounding_filter": True},
-            tmp_path / "refined",
-        )
+        _refine_fine(recs, tmp_path, "proposals")
 
 
 def test_cluster_pool_that_empties_is_a_clear_error(tiny_dataset: Path, tmp_path: Path) -> None:
@@ -99,13 +104,7 @@ def test_missing_upstream_artifact_names_the_stage(tiny_dataset: Path, tmp_path:
     recs = _records(tiny_dataset)
     run_grounding(recs, Squares(), "a .", tmp_path / "grounding")
     with pytest.raises(CsadError, match="rerun the propose stage"):
-        run_refine(
-            recs,
-            tmp_path / "grounding",
-            tmp_path / "nope",
-            {"mode": "fine", "use_grounding_filter": True},
-            tmp_path / "refined",
-        )
+        _refine_fine(recs, tmp_path, "nope")
 
 
 class Fitted(Squares):

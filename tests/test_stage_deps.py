@@ -85,7 +85,7 @@ def test_detector_and_score_depend_on_the_inference_code_they_import() -> None:
     ):
         assert path in needed
     scoring = stage_code("score", "pushpins")
-    for path in ("csad/detector/model.py", "csad/detector/predict.py", "csad/models/lgst.py", "csad/scoring/run.py"):
+    for path in ("csad/detector/model.py", "csad/detector/predict.py", "csad/models/lgst.py", "csad/pipeline/score.py"):
         assert path in scoring
 
 
@@ -95,7 +95,8 @@ TRAINING_MODULES = {
     "csad/lgst/losses.py",
     "csad/lgst/data.py",
     "csad/seg/train.py",
-    "csad/seg/run.py",
+    "csad/pipeline/train_seg.py",
+    "csad/pipeline/train_lgst.py",
     "csad/seg/data.py",
     "csad/seg/losses.py",
     "csad/seg/lsa.py",
@@ -120,11 +121,12 @@ def _module_closure(path: str) -> set[str]:
     [
         ("csad/lgst/maps.py", {"csad/lgst/train.py", "csad/lgst/losses.py"}),
         ("csad/lgst/checkpoint.py", {"csad/lgst/train.py", "csad/lgst/losses.py"}),
-        ("csad/seg/checkpoint.py", {"csad/seg/train.py", "csad/seg/run.py"}),
+        ("csad/seg/checkpoint.py", {"csad/seg/train.py", "csad/pipeline/train_seg.py"}),
         ("csad/detector/model.py", TRAINING_MODULES),
         ("csad/detector/predict.py", TRAINING_MODULES),
         ("csad/detector/export.py", TRAINING_MODULES),
-        ("csad/scoring/run.py", TRAINING_MODULES),
+        ("csad/pipeline/score.py", TRAINING_MODULES),
+        ("csad/eval/metrics.py", TRAINING_MODULES),
     ],
 )
 def test_inference_modules_import_no_training_code(path: str, training: set[str]) -> None:

@@ -1,9 +1,9 @@
 """Reading the component segmenter's checkpoint (docs/method.md 3.3-3.6): :func:`load_segmenter` returns the trained
 segmenter, its fitted Patch Histogram scorer and its input size, for scoring and for the ``train_seg`` stage's
-quality check. Nothing here imports the training code (:mod:`csad.seg.train`, :mod:`csad.seg.run`).
+quality check. Nothing here imports the training code (:mod:`csad.seg.train`, :mod:`csad.pipeline.train_seg`).
 
-The checkpoint (``segmenter.pt``, written by :func:`csad.seg.run.train_category_segmenter`) is one dict saved with
-``torch.save`` and loaded with ``weights_only=True``:
+The checkpoint (``segmenter.pt``, written by :func:`csad.pipeline.train_seg.train_category_segmenter`) is one dict
+saved with ``torch.save`` and loaded with ``weights_only=True``:
 ``{"segmenter": {"config", "state_dict"}, "patch_hist": {name: tensor}, "image_size": int, "train_config": dict}``.
 """
 

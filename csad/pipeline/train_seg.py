@@ -1,14 +1,16 @@
-"""The ``train_seg`` stage's work: train the component segmenter on the pseudo-labels, fit the Patch Histogram,
-and measure segmentation quality against ``component_gt`` where the dataset has it (synthetic benchmark only).
+"""The ``train_seg`` stage: the component segmenter trained on the pseudo-labels, and the Patch Histogram fitted on
+its predictions.
 
-The checkpoint (``segmenter.pt``) is one dict saved with ``torch.save`` and loaded with ``weights_only=True``:
-``{"segmenter": {"config", "state_dict"}, "patch_hist": {name: tensor}, "image_size": int, "train_config": dict}``,
-read back by :func:`csad.seg.checkpoint.load_segmenter`.
+Reads ``data/pseudo_labels/<category>/``, ``data/refined/<category>/`` (LSA components), ``data/proposals/<category>/``
+(LSA background) and the images; writes ``models/<category>/segmenter.pt`` (one dict saved with ``torch.save``, read
+back by :func:`csad.seg.checkpoint.load_segmenter`: ``{"segmenter": {"config", "state_dict"}, "patch_hist": {name:
+tensor}, "image_size": int, "train_config": dict}``), the training curves ``metrics/<category>/train_seg/``
+(dvclive) and ``metrics/<category>/segmentation.json`` (mIoU on test/good against component_gt, when the dataset
+has it). The algorithms are :mod:`csad.seg` and :class:`csad.scoring.patch_hist.PatchHistogramScorer`.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -16,20 +18,48 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from dvclive import Live
 
+from csad.artifacts import category_metrics_dir, stage_metrics, stage_output
 from csad.data.loco import LocoCategory, read_image
 from csad.errors import CsadError, ParamsError
-from csad.io import numpy_to_tensors, read_json, read_label_png, save_checkpoint
+from csad.io import numpy_to_tensors, read_json, save_checkpoint, write_json
 from csad.models.backbone import BackboneSpec
-from csad.models.segmenter import ComponentSegmenter, predict_labels
+from csad.models.segmenter import predict_labels
 from csad.params import build_with_kwargs
-from csad.pseudo.quality import component_gt_dir, hungarian_miou
+from csad.pipeline.stage import StageInputs
 from csad.pseudo.store import read_map, read_mask
 from csad.scoring.patch_hist import PatchHistogramScorer
-from csad.seg.checkpoint import load_segmenter as load_segmenter  # re-exported: its old home
+from csad.seg.checkpoint import load_segmenter
+from csad.seg.quality import segmentation_quality
 from csad.seg.train import SegTrainConfig, train_segmenter
 
-log = logging.getLogger(__name__)
+
+def run(inputs: StageInputs) -> dict[str, Any]:
+    """Run the ``train_seg`` stage for one category; return the metrics written to ``segmentation.json``."""
+    name, device = inputs.category.name, inputs.device()
+    checkpoint = stage_output("train_seg", name)
+    with Live(dir=str(category_metrics_dir(name) / "train_seg"), save_dvc_exp=False, dvcyaml=None) as live:
+
+        def log_step(step: int, losses: dict[str, float]) -> None:
+            for key, value in losses.items():
+                live.log_metric(f"train/{key}", float(value), plot=True)
+            live.next_step()
+
+        summary = train_category_segmenter(
+            inputs.category,
+            stage_output("filter", name),
+            stage_output("refine", name),
+            stage_output("propose", name),
+            inputs.config,
+            device,
+            checkpoint,
+            callback=log_step,
+        )
+    model, _, size = load_segmenter(checkpoint, device=device)
+    metrics = {**segmentation_quality(inputs.category, model, size, device), **summary}
+    write_json(stage_metrics("train_seg", name), metrics)
+    return metrics
 
 
 def segment_config(cfg: Mapping[str, Any], device: str) -> tuple[SegTrainConfig, BackboneSpec]:
@@ -105,40 +135,4 @@ def train_category_segmenter(
         "final_loss": history[-1]["loss"] if history else None,
         "train_seconds": round(train_seconds, 2),
         "patch_hist_fit_seconds": round(fit_seconds, 2),
-    }
-
-
-def segmentation_quality(
-    category: LocoCategory,
-    model: ComponentSegmenter,
-    image_size: int,
-    device: str,
-    split: str = "test",
-    type_: str = "good",
-) -> dict[str, Any]:
-    """Return the Hungarian mIoU of the segmenter's predictions on ``split/type_`` against component_gt (resized
-    to the original resolution with nearest neighbour); an empty dict when the dataset has no component_gt."""
-    import cv2
-
-    gt_dir = component_gt_dir(category)
-    if gt_dir is None:
-        return {}
-    classes = read_json(category.root / "component_classes.json")
-    names = {v: k for k, v in classes.items()}
-    records = category.split(split, type_)
-    images = [read_image(r.path) for r in records]
-    preds = predict_labels(model, images, image_size, device=device)
-
-    def pairs():
-        for rec, image, pred in zip(records, images, preds, strict=True):
-            full = cv2.resize(pred, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_NEAREST)
-            yield full, read_label_png(gt_dir / rec.key)
-
-    result = hungarian_miou(pairs(), model.num_classes - 1, len(classes) - 1)
-    return {
-        "miou": round(float(result["miou"]), 4),
-        "per_class_iou": {names[int(c)]: round(float(v), 4) for c, v in result["per_class"].items()},
-        "evaluated_images": len(records),
-        "absent_gt_classes": [names[int(c)] for c in result["absent_gt_classes"]],
-        "split": f"{split}/{type_}",
     }
