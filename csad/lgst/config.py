@@ -88,11 +88,6 @@ class LgstConfig:
             spec, self.image_size, self.feat_size, self.channels, self.student_widths, self.ae_base_dim, self.seed
         )
 
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any], param: str = "lgst") -> LgstConfig:
-        """Return the config of ``values``; an unknown key raises ParamsError naming ``param.<key>``."""
-        return build_with_kwargs(cls, dict(values), param)
-
 
 def config_from_params(section: Mapping[str, Any], param: str = "lgst") -> tuple[LgstConfig, BackboneSpec]:
     """Return (config, backbone spec) of the params section ``param`` (its ``backbone`` sub-mapping: name, weights,
@@ -103,7 +98,7 @@ def config_from_params(section: Mapping[str, Any], param: str = "lgst") -> tuple
     """
     values = dict(section)
     backbone = values.pop("backbone", None)
-    config = LgstConfig.from_dict(values, param)
+    config = build_with_kwargs(LgstConfig, values, param)
     if backbone is None:  # the teacher's default backbone
         return config, BackboneSpec(param=f"{param}.backbone.weights")
     return config, BackboneSpec.from_params(backbone, param)

@@ -6,7 +6,6 @@ The algorithm is :mod:`csad.pseudo.cluster`.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -15,12 +14,13 @@ import numpy as np
 from tqdm import tqdm
 
 from csad.artifacts import stage_output
-from csad.errors import CsadError, ParamsError
+from csad.errors import CsadError
 from csad.io import atomic_dir, write_json
+from csad.params import build_with_kwargs
 from csad.pipeline._loop import without_timing
 from csad.pipeline.features import read_components
 from csad.pipeline.stage import StageInputs
-from csad.pseudo.cluster import alpha_min_members, auto_bandwidth, cluster_components
+from csad.pseudo.cluster import ClusterConfig, alpha_min_members, cluster_components
 from csad.pseudo.store import read_map, write_map
 
 
@@ -39,25 +39,20 @@ def run(inputs: StageInputs) -> dict[str, Any]:
 def run_cluster(
     components_dir: Path, refined_dir: Path, cfg: Mapping[str, Any], n_images: int, out_dir: Path
 ) -> dict[str, Any]:
-    """Cluster all components of a category (random projection + MeanShift with ``cfg["bandwidth"]``, or with
-    :func:`csad.pseudo.cluster.auto_bandwidth` at ``cfg["bandwidth_quantile"]`` when it is ``"auto"``; clusters
-    under alpha dropped); write
-    ``clusters.parquet`` (one row per component: its cluster, -1 = dropped), ``maps/<stem>.png`` (cluster k painted
-    as k + 1) and ``summary.json`` into ``out_dir``; return the summary.
+    """Cluster all components of a category (``cfg``: the ``cluster`` params section,
+    :class:`csad.pseudo.cluster.ClusterConfig`: random projection, MeanShift at its bandwidth, clusters under alpha
+    dropped); write ``clusters.parquet`` (one row per component: its cluster, -1 = dropped), ``maps/<stem>.png``
+    (cluster k painted as k + 1) and ``summary.json`` into ``out_dir``; return the summary.
 
     Raises:
-        ParamsError: ``cfg["bandwidth"]`` is neither ``"auto"`` nor a finite number > 0.
+        ParamsError: an unknown key or a bad value in ``cfg`` (e.g. a bandwidth neither ``"auto"`` nor > 0).
         CsadError: a missing or inconsistent features artifact, or no cluster kept (names the param to change).
     """
+    config = build_with_kwargs(ClusterConfig, dict(cfg), "cluster")
     table, features = read_components(components_dir)
-    min_members = alpha_min_members(n_images, cfg["alpha"])
-    bandwidth = cfg["bandwidth"]
-    numeric = isinstance(bandwidth, (int, float)) and not isinstance(bandwidth, bool)
-    if bandwidth != "auto" and not (numeric and 0 < bandwidth < math.inf):
-        raise ParamsError(f"cluster.bandwidth must be a finite number > 0 or 'auto', got {bandwidth!r}")
-    if bandwidth == "auto":
-        bandwidth = auto_bandwidth(features, cfg["bandwidth_quantile"], cfg["proj_dim"], cfg["seed"])
-    result = cluster_components(features, float(bandwidth), min_members, cfg["proj_dim"], cfg["seed"], cfg["n_jobs"])
+    min_members = alpha_min_members(n_images, config.alpha)
+    bandwidth = config.bandwidth_for(features)
+    result = cluster_components(features, bandwidth, min_members, config.proj_dim, config.seed, config.n_jobs)
     table = table.assign(cluster=result.labels)
     summary = {
         "components": len(table),
@@ -69,7 +64,7 @@ def run_cluster(
         "min_members": min_members,
     }
     if result.n_clusters == 0:
-        summary["warnings"] = [f"every cluster has fewer than {min_members} members (alpha {cfg['alpha']})"]
+        summary["warnings"] = [f"every cluster has fewer than {min_members} members (alpha {config.alpha})"]
     with atomic_dir(out_dir) as tmp:
         table[["key", "stem", "component", "cluster"]].to_parquet(tmp / "clusters.parquet", index=False)
         for stem, group in tqdm(table.groupby("stem", sort=True), desc="cluster maps", unit="img"):
@@ -79,7 +74,7 @@ def run_cluster(
             write_map(tmp / "maps" / f"{stem}.png", lut[instances])
         write_json(tmp / "summary.json", without_timing(summary))
     if result.n_clusters == 0:
-        knob = "cluster.bandwidth_quantile" if cfg["bandwidth"] == "auto" else "cluster.bandwidth"
+        knob = "cluster.bandwidth_quantile" if config.bandwidth == "auto" else "cluster.bandwidth"
         raise CsadError(
             f"cluster: no cluster has at least {min_members} members ({len(table)} components, bandwidth "
             f"{float(bandwidth):.6g}); raise {knob} or lower cluster.alpha for this category"

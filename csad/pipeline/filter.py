@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +23,17 @@ from csad.artifacts import instances_dir, stage_metrics, stage_output
 from csad.data.loco import ImageRecord
 from csad.errors import CsadError
 from csad.io import atomic_dir, write_json, write_png
+from csad.params import build_with_kwargs
 from csad.pipeline._loop import without_timing
 from csad.pipeline.features import read_components
 from csad.pipeline.stage import StageInputs
-from csad.pseudo.histfilter import class_area_histograms, filter_histograms, label_consistency, remap_labels
+from csad.pseudo.histfilter import (
+    FilterConfig,
+    class_area_histograms,
+    filter_histograms,
+    label_consistency,
+    remap_labels,
+)
 from csad.pseudo.quality import pseudo_label_grid, pseudo_label_quality
 from csad.pseudo.store import read_map, write_map
 
@@ -60,13 +68,17 @@ def run(inputs: StageInputs) -> dict[str, Any]:
 def run_filter(
     records: Sequence[ImageRecord], components_dir: Path, clusters_dir: Path, cfg: Mapping[str, Any], out_dir: Path
 ) -> dict[str, Any]:
-    """Filter unreliable pseudo-label maps by their class-area histograms (HDBSCAN + top-ratio rule), prune small
-    classes and remap to 1..K; write ``labels/<stem>.png``, ``labeled.parquet``, ``histograms.parquet``,
-    ``classes.json`` and ``summary.json`` into ``out_dir``; return the summary.
+    """Filter unreliable pseudo-label maps by their class-area histograms (HDBSCAN + top-ratio rule; ``cfg``: the
+    ``filter`` params section, :class:`csad.pseudo.histfilter.FilterConfig`), prune small classes and remap to
+    1..K; write ``labels/<stem>.png``, ``labeled.parquet``, ``histograms.parquet``, ``classes.json`` and
+    ``summary.json`` into ``out_dir``; return the summary.
 
     Raises:
-        CsadError: no class survives (K = 0), with the params to change.
+        ParamsError: an unknown key or a bad value in ``cfg``.
+        CsadError: a missing or inconsistent upstream artifact, or no class survives (K = 0), with the params to
+            change.
     """
+    config = build_with_kwargs(FilterConfig, dict(cfg), "filter")
     table, _ = read_components(components_dir)
     clusters = pd.read_parquet(clusters_dir / "clusters.parquet")
     table = table.merge(clusters[["key", "component", "cluster"]], on=["key", "component"], how="left", validate="1:1")
@@ -84,14 +96,7 @@ def run_filter(
     hists = class_area_histograms(
         table["key"].map(index_of).to_numpy(), table["cluster"].to_numpy(), table["area"].to_numpy(), image_areas, n_raw
     )
-    result = filter_histograms(
-        hists,
-        cfg["min_cluster_fraction"],
-        cfg["top_ratio"],
-        cfg["largest_only"],
-        cfg["min_class_area"],
-        cfg["prune_over"],
-    )
+    result = filter_histograms(hists, **asdict(config))
     for w in result.warnings:
         log.warning("filter: %s", w)
     kept = result.kept_classes
@@ -108,7 +113,7 @@ def run_filter(
     }
     if len(kept) == 0:
         raise CsadError(
-            f"filter: no component class survived (raw clusters {n_raw}, min_class_area {cfg['min_class_area']}); "
+            f"filter: no component class survived (raw clusters {n_raw}, min_class_area {config.min_class_area}); "
             f"check the cluster stage (cluster.bandwidth, cluster.alpha) for this category"
         )
     with atomic_dir(out_dir) as tmp:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,27 @@ from csad.eval.evaluate import evaluate_maps
 from csad.eval.maps import anomaly_map_path, write_anomaly_map
 from csad.eval.metrics import category_metrics, no_test_metrics, verdict_metrics
 from csad.io import atomic_dir, write_json
+from csad.params import build_with_kwargs
 from csad.pipeline.stage import StageInputs
 from csad.pseudo.store import write_map
+
+
+@dataclass(frozen=True)
+class ScoreSettings:
+    """The ``score`` params section.
+
+    Attributes:
+        batch_size: images per forward pass of the detector (speed and memory).
+
+    Raises:
+        ValueError: ``batch_size`` below 1.
+    """
+
+    batch_size: int = 16
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
 
 
 def run(inputs: StageInputs) -> dict[str, Any]:
@@ -55,15 +75,17 @@ def score_category(
     images gets its validation rows and metrics that say there is nothing to evaluate.
 
     Raises:
+        ParamsError: an unknown key or a bad value in ``cfg`` (the ``score`` section, :class:`ScoreSettings`).
         CheckpointError: the detector is missing or unusable.
     """
+    settings = build_with_kwargs(ScoreSettings, dict(cfg), "score")
     detector = CsadDetector.load(detector_path, device)
     records = category.split("validation") + category.split("test")
     rows: list[dict[str, Any]] = []
     start = time.perf_counter()
     with atomic_dir(out_dir) as tmp:
         predictions = iter_predictions(
-            TorchRunner(detector), [r.path for r in records], int(cfg["batch_size"]), progress=True, total=len(records)
+            TorchRunner(detector), [r.path for r in records], settings.batch_size, progress=True, total=len(records)
         )
         for rec, pred in zip(records, predictions, strict=True):
             if pred.error is not None:

@@ -96,14 +96,8 @@ class SegTrainConfig:
                 f"{self.sup_only_epochs}"
             )
 
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> SegTrainConfig:
-        """Return the config from a plain (params.yaml) dict; nested ``loss_weights`` and ``augment`` (with its
-        ``lsa_config``) may be dicts (they are converted on construction). Unknown keys raise ``TypeError``."""
-        return cls(**dict(values))
-
     def to_dict(self) -> dict[str, Any]:
-        """Return the config as a plain nested dict (inverse of :meth:`from_dict`)."""
+        """Return the config as a plain nested dict (``SegTrainConfig(**config.to_dict())`` rebuilds it)."""
         return dataclasses.asdict(self)
 
 
