@@ -264,7 +264,21 @@ def build_with_kwargs(factory: Any, kwargs: dict[str, Any], param: str) -> Any:
     """Return ``factory(**kwargs)``; an argument the factory does not take is reported as an unknown param key.
 
     Raises:
-        ParamsError: ``kwargs`` has a key that is not a parameter of ``factory`` (names ``param.<key>``).
+        ParamsError: ``kwargs`` has a key that is not a parameter of ``factory`` (names ``param.<key>``), a value
+            of the wrong type, or ``factory`` refuses a value (``TypeError``/``ValueError``; a message that starts
+            with a parameter's name is reported as ``param.<message>``).
+
+    >>> import dataclasses
+    >>> @dataclasses.dataclass
+    ... class Section:
+    ...     ratio: float = 0.5
+    ...     def __post_init__(self):
+    ...         if not 0 < self.ratio <= 1:
+    ...             raise ValueError(f"ratio must be in (0, 1], got {self.ratio}")
+    >>> build_with_kwargs(Section, {"ratio": 2.0}, "filter")
+    Traceback (most recent call last):
+    ...
+    csad.errors.ParamsError: params.yaml: filter.ratio must be in (0, 1], got 2.0
     """
     import inspect
 
@@ -278,7 +292,9 @@ def build_with_kwargs(factory: Any, kwargs: dict[str, Any], param: str) -> Any:
     try:
         return factory(**kwargs)
     except (TypeError, ValueError) as err:
-        raise ParamsError(f"params.yaml: {param}: {err}") from err
+        message = str(err)
+        named = message.split(" ", 1)[0] in accepted
+        raise ParamsError(f"params.yaml: {param}{'.' if named else ': '}{message}") from err
 
 
 def check_types(factory: Any, kwargs: dict[str, Any], param: str) -> None:

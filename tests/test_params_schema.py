@@ -61,9 +61,9 @@ def test_every_profile_builds_every_config_for_every_category(profile: str) -> N
 def test_a_bad_value_names_its_key() -> None:
     from csad.errors import ParamsError
 
-    with pytest.raises(ParamsError, match=r"params.yaml: refine: mode must be one of"):
+    with pytest.raises(ParamsError, match=r"params.yaml: refine\.mode must be one of"):
         build_with_kwargs(RefineConfig, {"mode": "medium"}, "refine")
-    with pytest.raises(ParamsError, match=r"params.yaml: filter: prune_over must be one of largest, labeled, all"):
+    with pytest.raises(ParamsError, match=r"params.yaml: filter\.prune_over must be one of largest, labeled, all"):
         build_with_kwargs(FilterConfig, {"prune_over": "some"}, "filter")
     with pytest.raises(ParamsError, match=r"unknown key score\.batchsize \(did you mean score\.batch_size\?\)"):
         build_with_kwargs(ScoreSettings, {"batchsize": 4}, "score")
