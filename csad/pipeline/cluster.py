@@ -56,7 +56,7 @@ def run_cluster(
     table = table.assign(cluster=result.labels)
     summary = {
         "components": len(table),
-        "bandwidth": round(float(bandwidth), 6),
+        "bandwidth": round(bandwidth, 6),
         "clusters_kept": result.n_clusters,
         "cluster_sizes": result.sizes.tolist(),
         "clusters_dropped": len(result.dropped_sizes),
@@ -77,6 +77,6 @@ def run_cluster(
         knob = "cluster.bandwidth_quantile" if config.bandwidth == "auto" else "cluster.bandwidth"
         raise CsadError(
             f"cluster: no cluster has at least {min_members} members ({len(table)} components, bandwidth "
-            f"{float(bandwidth):.6g}); raise {knob} or lower cluster.alpha for this category"
+            f"{bandwidth:.6g}); raise {knob} or lower cluster.alpha for this category"
         )
     return summary

@@ -22,8 +22,7 @@ from csad.pipeline.stage import StageInputs
 def run(inputs: StageInputs) -> dict[str, Any]:
     """Run the ``detector`` stage for one category; return its summary (threshold, fusion statistics)."""
     name = inputs.category.name
-    config = {k: v for k, v in inputs.config.items() if k != "overrides"}
-    settings = build_with_kwargs(DetectorSettings, config, "detector")
+    settings = build_with_kwargs(DetectorSettings, dict(inputs.config), "detector")
     validation = [read_image(r.path) for r in inputs.category.split("validation")]
     detector, summary = build_detector(
         name,
