@@ -22,8 +22,8 @@ from _cli import category_parser, start_benchmark
 
 from csad.data.loco import LocoCategory, read_image
 from csad.eval.auroc import image_auroc
+from csad.imaging import model_input
 from csad.io import is_defined, round_metrics, write_json
-from csad.lgst.data import prepare_images
 from csad.models.backbone import FeatureExtractor, build_backbone
 
 
@@ -32,7 +32,7 @@ def patch_features(backbone: FeatureExtractor, images: list[np.ndarray], size: i
     """Return the (N, C, size/8, size/8) pooled stride-8 + stride-16 features of uint8 RGB ``images``."""
     out = []
     for start in range(0, len(images), 8):
-        feats = backbone(prepare_images(images[start : start + 8], size))
+        feats = backbone(model_input(images[start : start + 8], size))
         low = feats[8]
         high = F.interpolate(feats[16], size=low.shape[-2:], mode="bilinear", align_corners=False)
         out.append(F.avg_pool2d(torch.cat([low, high], dim=1), 3, 1, 1))

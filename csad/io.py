@@ -286,34 +286,55 @@ def read_label_png(path: Path | str) -> np.ndarray:
 
 
 def save_checkpoint(path: Path | str, obj: dict[str, Any]) -> None:
-    """Save a dict of tensors / plain Python values with ``torch.save``, atomically (no pickled modules)."""
-    import torch
+    """Save a dict of tensors / plain Python values with ``torch.save``, atomically (no pickled modules).
 
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
-
-
-def load_checkpoint(path: Path | str, what: str) -> dict[str, Any]:
-    """Return the dict saved by :func:`save_checkpoint`, loaded with ``weights_only=True``.
-
-    Raises:
-        CsadError: the file is missing (names the ``what`` stage that writes it) or not a tensors-only dict.
+    Every checkpoint of the project is written here. The same ``obj`` gives the same bytes on every run: the
+    archive goes through an open file handle, because ``torch.save`` given a path names the zip's inner folder
+    after it, and the temporary file's random name would make each build's bytes differ (so DVC would see a new
+    output and rerun every stage downstream).
     """
     import torch
 
-    from csad.errors import CsadError
+    with atomic_path(path) as tmp, tmp.open("wb") as handle:
+        torch.save(obj, handle)
+
+
+def load_checkpoint(path: Path | str, what: str, kind: str = "checkpoint", fmt: str | None = None) -> dict[str, Any]:
+    """Return the dict saved by :func:`save_checkpoint`, loaded with ``weights_only=True`` (tensors and plain values
+    only, never pickled code). Every checkpoint of the project is read here.
+
+    Args:
+        path: the checkpoint file.
+        what: the DVC stage that writes it (named in every error, with the command that rebuilds it).
+        kind: what the file holds, for the messages (e.g. ``"detector"``).
+        fmt: the ``"format"`` tag the dict must carry; None = no tag checked.
+
+    Raises:
+        CheckpointError: the file is missing or a folder, not a tensors-only torch file, not a dict, or its
+            ``format`` tag is not ``fmt``.
+    """
+    import torch
+
+    from csad.errors import CheckpointError
 
     path = Path(path)
+    rebuild = f"dvc repro {what}"
+    if path.is_dir():
+        raise CheckpointError(f"{kind} {path} is a folder, not a checkpoint file (written by `{rebuild}`)")
     if not path.is_file():
-        raise CsadError(f"{path} is missing: run the {what} stage first (dvc repro)")
+        raise CheckpointError(f"{kind} {path} not found: run the {what} stage first (`{rebuild}`)")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError... for bad files
-        raise CsadError(
-            f"{path} is not a tensors-only checkpoint ({type(err).__name__}): rerun the {what} stage"
-        ) from err
+        first = (str(err).splitlines() or [""])[0][:200]
+        raise CheckpointError(
+            f"cannot read {kind} {path}: not a tensors-only checkpoint ({type(err).__name__}: {first}); "
+            f"rebuild it with `{rebuild}`"
+        ) from None
     if not isinstance(obj, dict):
-        raise CsadError(f"{path} does not hold a checkpoint dict: rerun the {what} stage")
+        raise CheckpointError(f"{kind} {path} does not hold a checkpoint dict; rebuild it with `{rebuild}`")
+    if fmt is not None and obj.get("format") != fmt:
+        raise CheckpointError(f"{path} is not a {kind} checkpoint (format {fmt}); rebuild it with `{rebuild}`")
     return obj
 
 

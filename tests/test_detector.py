@@ -140,11 +140,27 @@ def test_save_load_round_trip_is_the_whole_model(built, tmp_path: Path) -> None:
     assert {"threshold", "fusion_stats", "map_norm", "teacher_mean", "ph_invcov_2x2"} <= set(payload["state_dict"])
 
 
+def test_checkpoint_bytes_depend_only_on_the_model(tmp_path: Path) -> None:
+    """Two saves of one model are byte-identical whatever the path (so DVC does not rerun the stages downstream)."""
+    det = CsadDetector(DetectorConfig.tiny())
+    det.save(tmp_path / "a.pt")
+    (tmp_path / "elsewhere").mkdir()
+    det.save(tmp_path / "elsewhere" / "other_name.pt")
+    assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "elsewhere" / "other_name.pt").read_bytes()
+
+
 def test_load_refuses_bad_files(tmp_path: Path) -> None:
-    with pytest.raises(CheckpointError, match="not found"):
+    with pytest.raises(CheckpointError, match=r"not found: run the detector stage first \(`dvc repro detector`\)"):
         CsadDetector.load(tmp_path / "missing.pt")
+    with pytest.raises(CheckpointError, match="is a folder"):
+        CsadDetector.load(tmp_path)
+    with pytest.raises(CheckpointError, match="--backend onnx"):
+        CsadDetector.load(tmp_path / "model.onnx")
+    torch.save([1, 2], tmp_path / "list.pt")
+    with pytest.raises(CheckpointError, match="does not hold a checkpoint dict"):
+        CsadDetector.load(tmp_path / "list.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="cannot read detector"):
+    with pytest.raises(CheckpointError, match="cannot read CSAD detector"):
         CsadDetector.load(tmp_path / "junk.pt")
     torch.save({"format": "other"}, tmp_path / "other.pt")
     with pytest.raises(CheckpointError, match="not a CSAD detector"):

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 import torch
 
+from csad.imaging import to_input
 from csad.models.backbone import BackboneSpec
-from csad.models.segmenter import ComponentSegmenter, DeepLabV3PlusDecoder, predict_labels, to_input
+from csad.models.segmenter import ComponentSegmenter, DeepLabV3PlusDecoder, predict_labels
 from csad.seg import losses
-from csad.seg.data import AugmentConfig, fill_holes
+from csad.seg.data import AugmentConfig, fill_holes, prepare_data
 from csad.seg.lsa import LSAConfig
 from csad.seg.train import LossWeights, SegTrainConfig, epoch_batches, train_segmenter
 
@@ -205,10 +206,9 @@ def test_train_segmenter_is_deterministic_and_reports_losses() -> None:
     )
     steps: list[tuple[int, dict[str, float]]] = []
     spec = BackboneSpec("resnet18", "none")
-    model_a, history = train_segmenter(
-        images, labels, instances, None, 3, config, spec, callback=lambda s, v: steps.append((s, v))
-    )
-    model_b, _ = train_segmenter(images, labels, instances, None, 3, config, spec)
+    data = prepare_data(images, labels, instances, None, config.image_size)
+    model_a, history = train_segmenter(data, 3, config, spec, callback=lambda s, v: steps.append((s, v)))
+    model_b, _ = train_segmenter(data, 3, config, spec)
     state_a, state_b = model_a.state_dict(), model_b.state_dict()
     assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)
     assert [h["epoch"] for h in history] == [0.0, 1.0, 2.0]
@@ -216,14 +216,17 @@ def test_train_segmenter_is_deterministic_and_reports_losses() -> None:
     assert history[0]["hist"] == 0.0 and history[0]["entropy"] == 0.0  # supervised-only epoch
     assert history[2]["hist"] > 0.0 and history[2]["entropy"] > 0.0
     assert not model_a.training
-    other, _ = train_segmenter(images, labels, instances, None, 3, SegTrainConfig(**{**config.to_dict(), "seed": 4}))
+    other, _ = train_segmenter(data, 3, SegTrainConfig(**{**config.to_dict(), "seed": 4}))
     key = "decoder.fc2.2.weight"
     assert not torch.equal(other.state_dict()[key], state_a[key])
 
 
 def test_train_segmenter_validates_inputs() -> None:
     images, labels, _ = toy_category(2)
+    data = prepare_data(images, labels, None, None, 64)
     with pytest.raises(ValueError, match="outside"):
-        train_segmenter(images, labels, None, None, 2, SegTrainConfig(image_size=64, epochs=1, **TINY))
+        train_segmenter(data, 2, SegTrainConfig(image_size=64, epochs=1, **TINY))
     with pytest.raises(ValueError, match="batch sizes"):
-        train_segmenter(images, labels, None, None, 3, SegTrainConfig(batch_size_labeled=1, **TINY))
+        train_segmenter(data, 3, SegTrainConfig(batch_size_labeled=1, **TINY))
+    with pytest.raises(ValueError, match="image_size 32"):
+        train_segmenter(data, 3, SegTrainConfig(image_size=32, epochs=1, **TINY))

@@ -44,7 +44,7 @@ import torch
 from torch import nn
 
 from csad.errors import CheckpointError
-from csad.io import atomic_path
+from csad.io import load_checkpoint, save_checkpoint
 from csad.models.backbone import FeatureExtractor
 from csad.models.lgst import TEACHER_STRIDES, AutoEncoder, LocalStudent, TeacherHead, lgst_anomaly_maps
 from csad.models.ops import resize_bilinear
@@ -289,8 +289,7 @@ class CsadDetector(nn.Module):
             "meta": json.dumps(dict(meta or {}), sort_keys=True),
             "state_dict": {k: v.detach().cpu().clone() for k, v in self.state_dict().items()},
         }
-        with atomic_path(path) as tmp:
-            torch.save(payload, tmp)
+        save_checkpoint(path, payload)
 
     @classmethod
     def load(cls, path: Path | str, device: str | torch.device = "cpu") -> CsadDetector:
@@ -304,20 +303,9 @@ class CsadDetector(nn.Module):
 
         check_device(str(device))
         path = Path(path)
-        if path.is_dir():
-            raise CheckpointError(f"detector {path} is a folder: pass models/<category>/detector.pt")
-        if not path.is_file():
-            raise CheckpointError(f"detector {path} not found: build it with `dvc repro detector@<category>`")
-        try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError... for bad files
-            first = (str(err).splitlines() or [""])[0][:200]
-            raise CheckpointError(
-                f"cannot read detector {path}: not a file written by CsadDetector.save ({type(err).__name__}: "
-                f"{first}); an exported .onnx needs --backend onnx"
-            ) from None
-        if not isinstance(payload, dict) or payload.get("format") != DETECTOR_FORMAT:
-            raise CheckpointError(f"{path} is not a CSAD detector ({DETECTOR_FORMAT}); rebuild it (dvc repro)")
+        if path.suffix.lower() == ".onnx":
+            raise CheckpointError(f"{path} is an ONNX export, not a detector checkpoint: use --backend onnx")
+        payload = load_checkpoint(path, "detector", "CSAD detector", DETECTOR_FORMAT)
         try:
             model = cls(DetectorConfig.from_json(payload["config"]))
             model.load_state_dict(payload["state_dict"], strict=True)

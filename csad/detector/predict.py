@@ -3,9 +3,10 @@ post-processing: PyTorch (:class:`TorchRunner`), ONNX Runtime (:class:`OnnxRunne
 (:class:`OpenVinoRunner`, optional).
 
 Pre-processing is the training pipeline's: each uint8 RGB image is resized to the detector's input side S (bilinear
-with antialiasing, rounded to uint8, aspect ratio not kept; :func:`csad.models.segmenter.resize_images`) and
-scaled to [0, 1]. Post-processing brings the maps back to each image's original size: the anomaly map bilinearly
-(as the official MVTec LOCO maps are written), the segmentation by nearest neighbour. The verdict is
+with antialiasing, rounded to uint8, aspect ratio not kept) and
+scaled to [0, 1] (:func:`csad.imaging.model_input`). Post-processing brings the maps back to each image's original
+size (:mod:`csad.imaging`): the anomaly map bilinearly (as the official MVTec LOCO maps are written), the
+segmentation by nearest neighbour. The verdict is
 "anomalous" when the fused score is above the detector's threshold, else "good".
 """
 
@@ -18,14 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-import cv2
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from csad.data.loco import read_image
 from csad.errors import CheckpointError, CsadError
-from csad.models.segmenter import resize_images
+from csad.imaging import model_input, resize_label, resize_map
 
 if TYPE_CHECKING:
     from csad.detector.model import CsadDetector
@@ -208,8 +208,7 @@ def preprocess(images: Sequence[np.ndarray], image_size: int) -> np.ndarray:
     Raises:
         ValueError: an image is not (H, W, 3) uint8.
     """
-    batch = resize_images(images, image_size)
-    return np.ascontiguousarray(batch.transpose(0, 3, 1, 2), dtype=np.float32) / np.float32(255.0)
+    return model_input(images, image_size).numpy()
 
 
 def run_batches(
@@ -324,8 +323,8 @@ def iter_predictions(
                 yield Prediction(source=source, error=f"non-finite score {score}: degenerate detector statistics")
                 continue
             h, w = img.shape[:2]
-            amap = cv2.resize(out["anomaly_map"][k].astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
-            seg = cv2.resize(out["segmentation"][k].astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
+            amap = resize_map(out["anomaly_map"][k], (h, w))
+            seg = resize_label(out["segmentation"][k].astype(np.uint8), (h, w))
             yield Prediction(
                 source=source,
                 score=score,

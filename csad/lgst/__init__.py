@@ -9,7 +9,7 @@ and checkpoint modules import no training module (this package's ``__init__`` st
 
 from csad.lgst.checkpoint import load_lgst, save_lgst
 from csad.lgst.config import LgstConfig, config_from_params
-from csad.lgst.data import PenaltyDataError, PenaltyImages, color_jitter, prepare_images
+from csad.lgst.data import PenaltyDataError, PenaltyImages, color_jitter
 from csad.lgst.losses import LgstBatch, hard_loss, lgst_losses, teacher_statistics
 from csad.lgst.maps import (
     MapNormalizer,
@@ -42,7 +42,6 @@ __all__ = [
     "lgst_losses",
     "lgst_scores",
     "load_lgst",
-    "prepare_images",
     "save_lgst",
     "subsample_quantile",
     "teacher_statistics",

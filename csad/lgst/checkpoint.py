@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from csad.errors import CheckpointError
-from csad.io import atomic_path
+from csad.io import load_checkpoint, save_checkpoint
 from csad.lgst.config import LgstConfig
 from csad.lgst.maps import MapNormalizer
 from csad.models.backbone import BackboneSpec
@@ -39,8 +39,7 @@ def save_lgst(path: Path | str, model: LgstModel, normalizer: MapNormalizer, con
         "normalizer": normalizer.to_tensor(),
         "backbone_fingerprint": model.backbone_fingerprint(),
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    save_checkpoint(path, payload)
 
 
 def load_lgst(path: Path | str, device: str = "cpu") -> tuple[LgstModel, MapNormalizer, LgstConfig]:
@@ -51,15 +50,7 @@ def load_lgst(path: Path | str, device: str = "cpu") -> tuple[LgstModel, MapNorm
         CheckpointError: the file is missing, unreadable, of another format, or the rebuilt backbone differs
             from the one the model was trained with.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"LGST checkpoint {path} not found; run the train_lgst stage first")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise CheckpointError(f"cannot read LGST checkpoint {path}: {type(err).__name__}: {err}") from err
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path} is not an LGST checkpoint ({CHECKPOINT_FORMAT}); retrain LGST")
+    payload = load_checkpoint(path, "train_lgst", "LGST checkpoint", CHECKPOINT_FORMAT)
     known = {f.name for f in fields(LgstConfig)}
     config = LgstConfig(**{k: v for k, v in json.loads(payload["config"]).items() if k in known})
     spec = BackboneSpec(**json.loads(payload["backbone"]))

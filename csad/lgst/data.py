@@ -1,20 +1,17 @@
-"""Training data of LGST (docs/method.md 5.4): images as network input, the autoencoder's colour jitter, the penalty
-images and the seeded batch stream.
+"""Training data of LGST (docs/method.md 5.4): the autoencoder's colour jitter, the penalty images and the seeded
+batch stream (the images reach the model through :func:`csad.imaging.model_input`, as at inference).
 
-:func:`prepare_images` turns uint8 RGB images into the ``(N, 3, S, S)`` [0, 1] batch the model takes (inference,
-:mod:`csad.lgst.maps`, uses it too). :func:`color_jitter` makes the augmented copy ``x'`` of a train batch,
+:func:`color_jitter` makes the augmented copy ``x'`` of a train batch,
 :class:`PenaltyImages` draws the optional penalty images (``lgst.penalty_dir``, the paper: Tiny-ImageNet train) and
 ``_batch_indices`` yields the train batches from seeded permutations.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 import torchvision.transforms.v2.functional as tvf
 
 from csad.data.loco import read_image
@@ -27,29 +24,6 @@ PENALTY_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", "
 
 class PenaltyDataError(CsadError, FileNotFoundError):
     """The penalty image folder (``lgst.penalty_dir``) is missing, empty or holds an unreadable image."""
-
-
-def prepare_images(images: Iterable[np.ndarray], image_size: int) -> torch.Tensor:
-    """Return the (N, 3, S, S) float32 [0, 1] batch of uint8 RGB images resized (bilinear, antialiased) to S.
-
-    Raises:
-        ValueError: an image is not (H, W, 3) uint8.
-    """
-    out = [_to_tensor(img, image_size) for img in images]
-    if not out:
-        return torch.empty(0, 3, image_size, image_size)
-    return torch.stack(out)
-
-
-def _to_tensor(img: np.ndarray, image_size: int) -> torch.Tensor:
-    img = np.asarray(img)
-    if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
-        raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {img.dtype} {img.shape}")
-    x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float().div_(255.0)
-    if x.shape[-2:] != (image_size, image_size):
-        x = F.interpolate(x[None], size=(image_size, image_size), mode="bilinear", align_corners=False, antialias=True)
-        x = x[0].clamp_(0.0, 1.0)
-    return x
 
 
 def color_jitter(x: torch.Tensor, strength: float, generator: torch.Generator) -> torch.Tensor:

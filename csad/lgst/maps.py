@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from csad.imaging import model_input
 from csad.lgst.config import QUANTILE_MAX_ELEMENTS, LgstConfig
-from csad.lgst.data import prepare_images
 from csad.models.lgst import LgstModel
 from csad.normalize import safe_spread
 
@@ -68,7 +68,7 @@ def compute_maps(
     buf: list[np.ndarray] = []
 
     def flush() -> None:
-        m_l, m_g = anomaly_maps(model, prepare_images(buf, model.image_size))
+        m_l, m_g = anomaly_maps(model, model_input(buf, model.image_size))
         local.append(m_l.cpu())
         glob.append(m_g.cpu())
         buf.clear()

@@ -24,8 +24,9 @@ import torch
 from tqdm import tqdm
 
 from csad.errors import CsadError
+from csad.imaging import model_input
 from csad.lgst.config import LgstConfig
-from csad.lgst.data import PenaltyImages, _batch_indices, color_jitter, prepare_images
+from csad.lgst.data import PenaltyImages, _batch_indices, color_jitter
 from csad.lgst.losses import LOSS_NAMES, LgstBatch, lgst_losses, teacher_statistics
 from csad.models.backbone import BackboneSpec
 from csad.models.lgst import LgstModel
@@ -71,7 +72,7 @@ def train_lgst(
     """
     device = resolve_device(config.device)
     penalty = PenaltyImages(config.penalty_dir, config.image_size) if config.penalty_dir is not None else None
-    x01 = prepare_images(images, config.image_size)
+    x01 = model_input(images, config.image_size)
     if len(x01) == 0:
         raise CsadError("LGST training needs at least one train image; the train/good folder is empty")
     rng_devices = (

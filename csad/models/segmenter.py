@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from csad.imaging import model_input
 from csad.models.backbone import FeatureExtractor, build_backbone, feature_channels
 from csad.models.ops import resize_bilinear
 
@@ -259,32 +260,6 @@ class ComponentSegmenter(nn.Module):
         return model.eval()
 
 
-def resize_images(images: Sequence[np.ndarray] | np.ndarray, size: int) -> np.ndarray:
-    """Return the uint8 RGB ``images`` resized to (N, size, size, 3), bilinear with antialiasing (like PIL's).
-
-    Images already at ``size`` x ``size`` are copied unchanged. Aspect ratio is not kept (docs/method.md 1.3).
-    """
-    out = np.empty((len(images), size, size, 3), dtype=np.uint8)
-    for i, image in enumerate(images):
-        image = np.asarray(image)
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise ValueError(f"image {i}: expected (H, W, 3) uint8 RGB, got {image.shape} {image.dtype}")
-        if image.shape[:2] == (size, size):
-            out[i] = image
-            continue
-        t = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float()
-        t = F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-        out[i] = t[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
-    return out
-
-
-def to_input(images: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
-    """Return the (N, 3, H, W) float RGB [0, 1] tensor of uint8 RGB ``images`` (N, H, W, 3) (the models'
-    input; each backbone normalises it as its weights expect)."""
-    t = torch.from_numpy(np.ascontiguousarray(images)).to(device)
-    return t.permute(0, 3, 1, 2).float().div_(255.0)
-
-
 def predict_labels(
     model: ComponentSegmenter,
     images: Sequence[np.ndarray] | np.ndarray,
@@ -302,7 +277,6 @@ def predict_labels(
     out: list[np.ndarray] = []
     with torch.no_grad():
         for start in range(0, len(images), batch_size):
-            batch = resize_images(images[start : start + batch_size], image_size)
-            logits = model(to_input(batch, device))
+            logits = model(model_input(images[start : start + batch_size], image_size, device))
             out.extend(logits.argmax(dim=1).to(torch.uint8).cpu().numpy())
     return out

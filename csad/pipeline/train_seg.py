@@ -31,6 +31,7 @@ from csad.pipeline.stage import StageInputs
 from csad.pseudo.store import read_map, read_mask
 from csad.scoring.patch_hist import PatchHistogramScorer
 from csad.seg.checkpoint import load_segmenter
+from csad.seg.data import prepare_data
 from csad.seg.quality import segmentation_quality
 from csad.seg.train import SegTrainConfig, train_segmenter
 
@@ -105,9 +106,8 @@ def train_category_segmenter(
     if not labels:
         raise CsadError(f"{pseudo_dir}: no labelled image; check the filter stage")
     start = time.perf_counter()
-    model, history = train_segmenter(
-        images, labels, instances, backgrounds, num_classes, train_cfg, backbone, callback, progress=True
-    )
+    data = prepare_data(images, labels, instances, backgrounds, train_cfg.image_size, fill=train_cfg.fill_holes)
+    model, history = train_segmenter(data, num_classes, train_cfg, backbone, callback, progress=True)
     train_seconds = time.perf_counter() - start
     start = time.perf_counter()
     size = train_cfg.image_size

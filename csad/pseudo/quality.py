@@ -22,11 +22,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from csad.data.loco import ImageRecord, LocoCategory, read_image
+from csad.imaging import resize_label
 from csad.io import read_json, read_label_png
 from csad.pseudo.store import read_map
 from csad.viz import colorize, tile_grid
@@ -174,7 +174,7 @@ def pseudo_label_quality(
                 gt = read_label_png(gt_dir / key)
                 inst = read_map(instances_dir, by_key[key].stem, "refine")
                 if inst.shape != gt.shape:
-                    inst = cv2.resize(inst, (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_NEAREST)
+                    inst = resize_label(inst, gt.shape)
                 yield inst, gt
 
         best = hungarian_miou(instance_ceiling_pairs(instance_pairs(), n_gt), n_gt, n_gt)

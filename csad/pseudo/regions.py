@@ -28,6 +28,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.segmentation import felzenszwalb, watershed
 
+from csad.imaging import resize_label
 from csad.pseudo.types import GroundingResult
 
 
@@ -53,9 +54,7 @@ def to_full_size(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
         return labels
     h, w = shape
     if h * w >= labels.size:
-        dtype = labels.dtype
-        src = labels.astype(np.int32 if dtype != np.bool_ else np.uint8)
-        return cv2.resize(src, (w, h), interpolation=cv2.INTER_NEAREST).astype(dtype)
+        return resize_label(labels, (h, w))
     if labels.dtype == np.bool_:
         return cv2.resize(labels.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA) >= 0.5
     out = np.zeros((h, w), dtype=labels.dtype)

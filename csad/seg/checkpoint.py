@@ -23,7 +23,7 @@ def load_segmenter(
 
     ``weights`` overrides the backbone weights recorded at training (e.g. a path valid on this machine).
     """
-    ckpt = load_checkpoint(path, "train_seg")
+    ckpt = load_checkpoint(path, "train_seg", "segmenter")
     model = ComponentSegmenter.from_checkpoint(ckpt["segmenter"], weights=weights).to(device).eval()
     scorer = PatchHistogramScorer.from_state(tensors_to_numpy(ckpt["patch_hist"]))
     return model, scorer, int(ckpt["image_size"])

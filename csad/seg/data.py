@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from csad.models.segmenter import resize_images
+from csad.imaging import resize_images, resize_label
 from csad.seg.lsa import LSAConfig, logical_synthetic_anomaly
 
 
@@ -33,14 +33,6 @@ class AugmentConfig:
     brightness_contrast_p: float = 0.5
     brightness_limit: float = 0.05  # beta in [-limit, limit] * 255
     contrast_limit: float = 0.05  # alpha in [1 - limit, 1 + limit]
-
-
-def resize_label(label: np.ndarray, size: int) -> np.ndarray:
-    """Return the integer map ``label`` resized to (size, size) with nearest neighbour (dtype kept)."""
-    if label.shape == (size, size):
-        return label.copy()
-    src = label.astype(np.int32) if label.dtype not in (np.uint8, np.uint16, np.int16, np.int32) else label
-    return cv2.resize(src, (size, size), interpolation=cv2.INTER_NEAREST).astype(label.dtype)
 
 
 def fill_holes(label: np.ndarray, min_pixels: int = 100) -> np.ndarray:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from csad.data.loco import LocoCategory, read_image
+from csad.imaging import resize_label
 from csad.io import read_json, read_label_png
 from csad.models.segmenter import ComponentSegmenter, predict_labels
 from csad.pseudo.quality import component_gt_dir, hungarian_miou
@@ -23,8 +24,6 @@ def segmentation_quality(
 ) -> dict[str, Any]:
     """Return the Hungarian mIoU of the segmenter's predictions on ``split/type_`` against component_gt (resized
     to the original resolution with nearest neighbour); an empty dict when the dataset has no component_gt."""
-    import cv2
-
     gt_dir = component_gt_dir(category)
     if gt_dir is None:
         return {}
@@ -36,7 +35,7 @@ def segmentation_quality(
 
     def pairs():
         for rec, image, pred in zip(records, images, preds, strict=True):
-            full = cv2.resize(pred, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_NEAREST)
+            full = resize_label(pred, image.shape[:2])
             yield full, read_label_png(gt_dir / rec.key)
 
     result = hungarian_miou(pairs(), model.num_classes - 1, len(classes) - 1)

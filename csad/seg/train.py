@@ -14,8 +14,9 @@ Seeded: the decoder's initial weights come from ``config.seed`` and every data c
 >>> label = np.zeros((32, 32), np.int64); label[8:24, 8:24] = 1
 >>> config = SegTrainConfig(image_size=32, batch_size_labeled=2, batch_size_unlabeled=2, epochs=2,
 ...     sup_only_epochs=1, aspp_channels=8, decoder_channels=8, reduce_channels=8)
->>> model, history = train_segmenter(images, {0: label, 1: label}, None, None, 2, config,
-...     BackboneSpec("resnet18", "none"))
+>>> from csad.seg.data import prepare_data
+>>> data = prepare_data(images, {0: label, 1: label}, None, None, config.image_size)
+>>> model, history = train_segmenter(data, 2, config, BackboneSpec("resnet18", "none"))
 >>> [sorted(h) for h in history][1]
 ['ce', 'dice', 'entropy', 'epoch', 'focal', 'hist', 'loss']
 """
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,11 +33,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from csad.imaging import to_input
 from csad.models.backbone import BackboneSpec
-from csad.models.segmenter import RELEASED_BN_MOMENTUM, ComponentSegmenter, to_input
+from csad.models.segmenter import RELEASED_BN_MOMENTUM, ComponentSegmenter
 from csad.runtime import resolve_device
 from csad.seg import losses
-from csad.seg.data import AugmentConfig, SegmentationData, augment_labeled, prepare_data
+from csad.seg.data import AugmentConfig, SegmentationData, augment_labeled
 from csad.seg.lsa import LSAConfig
 
 log = logging.getLogger(__name__)
@@ -119,45 +121,6 @@ def _cycle(n: int, batch_size: int, rng: np.random.Generator) -> Iterator[np.nda
         yield from epoch_batches(n, batch_size, rng)
 
 
-def train_segmenter(
-    images: Sequence[np.ndarray],
-    labels: Mapping[int, np.ndarray],
-    instances: Mapping[int, np.ndarray] | None,
-    backgrounds: Mapping[int, np.ndarray] | None,
-    num_classes: int,
-    config: SegTrainConfig | None = None,
-    backbone: BackboneSpec | None = None,
-    callback: Callable[[int, dict[str, float]], None] | None = None,
-    progress: bool = False,
-) -> tuple[ComponentSegmenter, list[dict[str, float]]]:
-    """Return (trained segmenter in eval mode on the training device, per-epoch mean losses).
-
-    Args:
-        images: all train/good images, uint8 RGB (H, W, 3), any size (resized to ``config.image_size``).
-        labels: image index -> pseudo-label map (at image resolution, 0 = background, < num_classes) of the
-            labelled subset; every other image is unlabelled.
-        instances: image index -> refined instance map of labelled images (LSA components); None = no LSA source.
-        backgrounds: image index -> bool background mask of labelled images (LSA avoids it); None = nothing.
-        num_classes: C, background included.
-        config: training settings (default: paper profile).
-        backbone: the frozen encoder spec (default: WRN50-2 with random weights).
-        callback: called after every iteration with (global step from 0, {name: value} of :data:`LOSS_NAMES`).
-        progress: show a tqdm bar over epochs.
-
-    History entries: ``{"epoch": e, "loss": ..., "ce": ..., "focal": ..., "dice": ..., "hist": ..., "entropy": ...}``
-    (hist and entropy are 0 during the supervised-only epochs).
-    """
-    config = config or SegTrainConfig()
-    backbone = backbone or BackboneSpec()
-    if config.batch_size_labeled < 2 or config.batch_size_unlabeled < 2:
-        raise ValueError("batch sizes must be >= 2 (BatchNorm of the image-pooling branch needs 2 samples)")
-    for i, label in labels.items():
-        top = int(np.max(label)) if np.size(label) else 0
-        if top >= num_classes or int(np.min(label)) < 0:
-            raise ValueError(f"label map {i} has values outside [0, {num_classes}) (max {top})")
-    return _train(images, labels, instances, backgrounds, num_classes, config, backbone, callback, progress)
-
-
 def build_segmenter(num_classes: int, config: SegTrainConfig, backbone: BackboneSpec) -> ComponentSegmenter:
     """Return the untrained :class:`ComponentSegmenter` of ``config`` on ``backbone`` (decoder drawn from
     ``config.seed``, which also seeds a random backbone), on the CPU.
@@ -178,21 +141,49 @@ def build_segmenter(num_classes: int, config: SegTrainConfig, backbone: Backbone
     )
 
 
-def _train(
-    images: Sequence[np.ndarray],
-    labels: Mapping[int, np.ndarray],
-    instances: Mapping[int, np.ndarray] | None,
-    backgrounds: Mapping[int, np.ndarray] | None,
+def train_segmenter(
+    data: SegmentationData,
     num_classes: int,
-    config: SegTrainConfig,
-    backbone: BackboneSpec,
-    callback: Callable[[int, dict[str, float]], None] | None,
-    progress: bool,
+    config: SegTrainConfig | None = None,
+    backbone: BackboneSpec | None = None,
+    callback: Callable[[int, dict[str, float]], None] | None = None,
+    progress: bool = False,
 ) -> tuple[ComponentSegmenter, list[dict[str, float]]]:
-    """Return the trained model and history (see :func:`train_segmenter`)."""
+    """Return (trained segmenter in eval mode on the training device, per-epoch mean losses).
+
+    Args:
+        data: the training set at ``config.image_size``: all train/good images and, for the labelled subset, the
+            pseudo-label maps (0 = background, < num_classes), the refined instance maps (LSA's components) and
+            the background masks (LSA avoids them); built by :func:`csad.seg.data.prepare_data` with
+            ``config.image_size`` and ``fill=config.fill_holes``.
+        num_classes: C, background included.
+        config: training settings (default: paper profile).
+        backbone: the frozen encoder spec (default: WRN50-2 with random weights).
+        callback: called after every iteration with (global step from 0, {name: value} of :data:`LOSS_NAMES`).
+        progress: show a tqdm bar over epochs.
+
+    History entries: ``{"epoch": e, "loss": ..., "ce": ..., "focal": ..., "dice": ..., "hist": ..., "entropy": ...}``
+    (hist and entropy are 0 during the supervised-only epochs).
+
+    Raises:
+        ValueError: a batch size below 2, ``data`` at another size than ``config.image_size``, or a label map with
+            values outside ``[0, num_classes)`` (the image index is named).
+    """
+    config = config or SegTrainConfig()
+    backbone = backbone or BackboneSpec()
+    if config.batch_size_labeled < 2 or config.batch_size_unlabeled < 2:
+        raise ValueError("batch sizes must be >= 2 (BatchNorm of the image-pooling branch needs 2 samples)")
+    if data.images.shape[1:3] != (config.image_size, config.image_size):
+        raise ValueError(
+            f"the training data is at {data.images.shape[1:3]}, the config at image_size {config.image_size}: "
+            "build it with prepare_data(..., config.image_size)"
+        )
+    for i, label in zip(data.labeled.tolist(), data.labels, strict=True):
+        top = int(np.max(label)) if np.size(label) else 0
+        if top >= num_classes or int(np.min(label)) < 0:
+            raise ValueError(f"label map {i} has values outside [0, {num_classes}) (max {top})")
     device = resolve_device(config.device)
     rng = np.random.default_rng(config.seed)
-    data = prepare_data(images, labels, instances, backgrounds, config.image_size, fill=config.fill_holes)
     model = build_segmenter(num_classes, config, backbone).to(device)
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
