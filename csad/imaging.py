@@ -33,12 +33,33 @@ import torch.nn.functional as F
 _CV2_LABEL_DTYPES = (np.uint8, np.uint16, np.int16, np.int32)
 
 
+def _side(value: object, name: str) -> int:
+    """Return ``value`` as a side length in pixels, refusing what is not a whole number >= 1."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"{name} must be a whole number of pixels >= 1, got {value!r}")
+    return int(value)
+
+
 def _hw(shape: int | tuple[int, int] | Sequence[int]) -> tuple[int, int]:
-    """Return ``(H, W)`` of a side (square) or a shape."""
-    if isinstance(shape, int | np.integer):
-        return int(shape), int(shape)
-    h, w = shape[:2]
-    return int(h), int(w)
+    """Return ``(H, W)`` of a side (square) or a shape ``(H, W)``.
+
+    Raises:
+        ValueError: not a side or a pair of sides, or a side that is not a whole number >= 1.
+    """
+    if isinstance(shape, int | np.integer) and not isinstance(shape, bool):
+        side = _side(shape, "size")
+        return side, side
+    if not isinstance(shape, tuple | list) or len(shape) != 2:
+        raise ValueError(f"shape must be a side or (H, W), got {shape!r}")
+    return _side(shape[0], "height"), _side(shape[1], "width")
+
+
+def _map_2d(array: np.ndarray, what: str) -> np.ndarray:
+    """Return ``array`` if it is a non-empty 2-D map, else raise ``ValueError``."""
+    array = np.asarray(array)
+    if array.ndim != 2 or array.size == 0:
+        raise ValueError(f"expected a non-empty 2-D {what}, got shape {array.shape}")
+    return array
 
 
 def resize_images(images: Sequence[np.ndarray] | np.ndarray, size: int) -> np.ndarray:
@@ -47,13 +68,17 @@ def resize_images(images: Sequence[np.ndarray] | np.ndarray, size: int) -> np.nd
     Images already at ``size`` x ``size`` are copied unchanged. Aspect ratio is not kept.
 
     Raises:
-        ValueError: an image is not ``(H, W, 3)`` uint8 (its index is named).
+        ValueError: ``size`` is not a whole number >= 1, or an image is not a non-empty ``(H, W, 3)`` uint8 array
+            (its index is named).
     """
+    size = _side(size, "size")
     out = np.empty((len(images), size, size, 3), dtype=np.uint8)
     for i, image in enumerate(images):
         image = np.asarray(image)
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise ValueError(f"image {i}: expected (H, W, 3) uint8 RGB, got {image.shape} {image.dtype}")
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or image.size == 0:
+            raise ValueError(
+                f"image {i}: expected a non-empty (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}"
+            )
         if image.shape[:2] == (size, size):
             out[i] = image
             continue
@@ -64,10 +89,14 @@ def resize_images(images: Sequence[np.ndarray] | np.ndarray, size: int) -> np.nd
 
 
 def to_input(images: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
-    """Return the ``(N, 3, H, W)`` float32 RGB [0, 1] tensor of uint8 RGB ``images`` ``(N, H, W, 3)`` (each
-    backbone normalises it as its weights expect)."""
+    """Return the contiguous ``(N, 3, H, W)`` float32 RGB [0, 1] tensor of uint8 RGB ``images`` ``(N, H, W, 3)``
+    (each backbone normalises it as its weights expect).
+
+    Always contiguous in NCHW order: a convolution's float rounding depends on the memory layout of its input, so
+    training, scoring and the deployed detector (which hands ONNX Runtime a C-ordered array) get one layout.
+    """
     t = torch.from_numpy(np.ascontiguousarray(images)).to(device)
-    return t.permute(0, 3, 1, 2).float().div_(255.0)
+    return t.permute(0, 3, 1, 2).float().div_(255.0).contiguous()
 
 
 def model_input(
@@ -87,11 +116,12 @@ def resize_label(label: np.ndarray, shape: int | tuple[int, int] | Sequence[int]
     nearest neighbour, dtype kept (a copy when the shape already fits).
 
     Raises:
-        ValueError: ``label`` is not 2-D, or an integer map holds values outside int32 (which cv2 cannot resize).
+        ValueError: ``label`` is not a non-empty 2-D integer or boolean map, ``shape`` is not a side or ``(H, W)``
+            of whole numbers >= 1, or the map holds values outside int32 (which cv2 cannot resize).
     """
-    label = np.asarray(label)
-    if label.ndim != 2:
-        raise ValueError(f"expected a 2-D label map, got shape {label.shape}")
+    label = _map_2d(label, "label map")
+    if label.dtype != np.bool_ and not np.issubdtype(label.dtype, np.integer):
+        raise ValueError(f"a label map must hold integers or booleans, got {label.dtype}: round it first")
     h, w = _hw(shape)
     if label.shape == (h, w):
         return label.copy()
@@ -108,6 +138,12 @@ def resize_label(label: np.ndarray, shape: int | tuple[int, int] | Sequence[int]
 
 
 def resize_map(amap: np.ndarray, shape: int | tuple[int, int] | Sequence[int]) -> np.ndarray:
-    """Return the float map ``amap`` ``(H, W)`` resized to ``shape`` (a side, or ``(H', W')``), bilinear, float32."""
+    """Return the float map ``amap`` ``(H, W)`` resized to ``shape`` (a side, or ``(H', W')``), bilinear, float32.
+
+    Raises:
+        ValueError: ``amap`` is not a non-empty 2-D map, or ``shape`` is not a side or ``(H, W)`` of whole
+            numbers >= 1.
+    """
+    amap = _map_2d(amap, "map")
     h, w = _hw(shape)
-    return cv2.resize(np.asarray(amap, dtype=np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+    return cv2.resize(amap.astype(np.float32, copy=False), (w, h), interpolation=cv2.INTER_LINEAR)

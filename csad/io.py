@@ -27,6 +27,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, MutableMapping
@@ -285,56 +286,107 @@ def read_label_png(path: Path | str) -> np.ndarray:
     return arr
 
 
+#: Plain values a checkpoint may hold besides tensors (what ``torch.load(weights_only=True)`` reads back).
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def _check_tensors_only(value: Any, where: str) -> None:
+    """Raise ``ValueError`` naming ``where`` if ``value`` holds anything but tensors, plain values, lists, tuples and
+    dicts with string or integer keys (what a ``weights_only`` load accepts)."""
+    import torch
+
+    if isinstance(value, (torch.Tensor, *_PLAIN)):
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str | int):
+                raise ValueError(f"{where}: key {key!r} is a {type(key).__name__}; use str or int keys")
+            _check_tensors_only(item, f"{where}[{key!r}]")
+        return
+    if isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            _check_tensors_only(item, f"{where}[{i}]")
+        return
+    hint = " (turn numpy arrays into tensors with numpy_to_tensors)" if isinstance(value, np.ndarray) else ""
+    raise ValueError(f"{where} is a {type(value).__name__}, which a tensors-only checkpoint cannot hold{hint}")
+
+
 def save_checkpoint(path: Path | str, obj: dict[str, Any]) -> None:
-    """Save a dict of tensors / plain Python values with ``torch.save``, atomically (no pickled modules).
+    """Save a dict of tensors and plain values (str, int, float, bool, None, lists, tuples, dicts) with
+    ``torch.save``, atomically; what is written is what :func:`load_checkpoint` reads back (no pickled objects).
 
     Every checkpoint of the project is written here. The same ``obj`` gives the same bytes on every run: the
     archive goes through an open file handle, because ``torch.save`` given a path names the zip's inner folder
     after it, and the temporary file's random name would make each build's bytes differ (so DVC would see a new
-    output and rerun every stage downstream).
+    output and rerun every stage downstream). A tensor is saved with its whole storage: save ``.clone()`` of views.
+
+    Raises:
+        ValueError: ``obj`` is not a dict or holds something else (numpy arrays, objects); the entry is named.
     """
     import torch
 
+    if not isinstance(obj, dict):
+        raise ValueError(f"checkpoint {path}: expected a dict, got {type(obj).__name__}")
+    _check_tensors_only(obj, f"checkpoint {path}")
     with atomic_path(path) as tmp, tmp.open("wb") as handle:
         torch.save(obj, handle)
 
 
-def load_checkpoint(path: Path | str, what: str, kind: str = "checkpoint", fmt: str | None = None) -> dict[str, Any]:
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _load_error(err: Exception) -> str:
+    """Return the line of a ``torch.load`` error that says what is wrong (the unpickler's, without colour codes)."""
+    lines = [_ANSI.sub("", line).strip() for line in str(err).splitlines()]
+    lines = [line for line in lines if line]
+    for line in lines:
+        if "WeightsUnpickler error" in line:
+            return line[:300]
+    if "weights_only" in str(err):  # the file is not a torch zip archive (a plain pickle, random bytes)
+        return "not a torch checkpoint archive"
+    return f"{type(err).__name__}: {lines[0][:200]}" if lines else type(err).__name__
+
+
+def load_checkpoint(path: Path | str, what: str, kind: str = "", fmt: str | None = None) -> dict[str, Any]:
     """Return the dict saved by :func:`save_checkpoint`, loaded with ``weights_only=True`` (tensors and plain values
     only, never pickled code). Every checkpoint of the project is read here.
 
     Args:
         path: the checkpoint file.
         what: the DVC stage that writes it (named in every error, with the command that rebuilds it).
-        kind: what the file holds, for the messages (e.g. ``"detector"``).
+        kind: what the file holds, for the messages (``"CSAD detector"`` gives "CSAD detector checkpoint X").
         fmt: the ``"format"`` tag the dict must carry; None = no tag checked.
 
     Raises:
-        CheckpointError: the file is missing or a folder, not a tensors-only torch file, not a dict, or its
-            ``format`` tag is not ``fmt``.
+        CheckpointError: the file is missing, a folder, empty, unreadable (permissions), not a tensors-only torch
+            file, not a dict, or its ``format`` tag is not ``fmt``; the message names the file and the stage that
+            rebuilds it.
     """
     import torch
 
     from csad.errors import CheckpointError
 
     path = Path(path)
-    rebuild = f"dvc repro {what}"
+    name = f"{kind} checkpoint {path}".strip()
+    rebuild = f"rebuild it with `dvc repro {what}`"
     if path.is_dir():
-        raise CheckpointError(f"{kind} {path} is a folder, not a checkpoint file (written by `{rebuild}`)")
+        raise CheckpointError(f"{name} is a folder, not a checkpoint file; {rebuild}")
     if not path.is_file():
-        raise CheckpointError(f"{kind} {path} not found: run the {what} stage first (`{rebuild}`)")
+        raise CheckpointError(f"{name} not found: run the {what} stage first (`dvc repro {what}`)")
+    if not os.access(path, os.R_OK):
+        raise CheckpointError(f"{name} cannot be read (permission denied): fix its permissions")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{name} is empty (an interrupted copy?); {rebuild}")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError... for bad files
-        first = (str(err).splitlines() or [""])[0][:200]
-        raise CheckpointError(
-            f"cannot read {kind} {path}: not a tensors-only checkpoint ({type(err).__name__}: {first}); "
-            f"rebuild it with `{rebuild}`"
-        ) from None
+        raise CheckpointError(f"cannot read {name}: {_load_error(err)}; {rebuild}") from None
     if not isinstance(obj, dict):
-        raise CheckpointError(f"{kind} {path} does not hold a checkpoint dict; rebuild it with `{rebuild}`")
+        raise CheckpointError(f"{name} holds a {type(obj).__name__}, not a checkpoint dict; {rebuild}")
     if fmt is not None and obj.get("format") != fmt:
-        raise CheckpointError(f"{path} is not a {kind} checkpoint (format {fmt}); rebuild it with `{rebuild}`")
+        raise CheckpointError(
+            f"{name} has format tag {obj.get('format')!r}, expected {fmt!r} (another kind of file?); {rebuild}"
+        )
     return obj
 
 

@@ -4,12 +4,31 @@ from __future__ import annotations
 
 import torch
 
+from csad.errors import CsadError
+
 
 def resolve_device(name: str) -> torch.device:
     """Return the torch device of ``name`` (``auto``: cuda when available, else cpu)."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def check_device(device: str) -> str:
+    """Return ``device`` when PyTorch can use it here (``auto`` is always usable).
+
+    Raises:
+        CsadError: an unknown device name, or a CUDA device on a machine without one.
+    """
+    if device == "auto":
+        return device
+    try:
+        parsed = torch.device(device)
+    except RuntimeError:
+        raise CsadError(f"unknown device {device!r}: use cpu, cuda or cuda:<index>") from None
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise CsadError(f"device {device!r}: no CUDA GPU is visible on this machine; use cpu")
+    return device
 
 
 #: cuBLAS workspace setting that makes cuBLAS matrix products deterministic (CUDA >= 10.2; PyTorch

@@ -157,13 +157,13 @@ def test_load_refuses_bad_files(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="--backend onnx"):
         CsadDetector.load(tmp_path / "model.onnx")
     torch.save([1, 2], tmp_path / "list.pt")
-    with pytest.raises(CheckpointError, match="does not hold a checkpoint dict"):
+    with pytest.raises(CheckpointError, match="holds a list, not a checkpoint dict"):
         CsadDetector.load(tmp_path / "list.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="cannot read CSAD detector"):
+    with pytest.raises(CheckpointError, match="cannot read CSAD detector checkpoint"):
         CsadDetector.load(tmp_path / "junk.pt")
     torch.save({"format": "other"}, tmp_path / "other.pt")
-    with pytest.raises(CheckpointError, match="not a CSAD detector"):
+    with pytest.raises(CheckpointError, match=r"format tag 'other', expected"):
         CsadDetector.load(tmp_path / "other.pt")
     det = CsadDetector(DetectorConfig.tiny())
     det.save(tmp_path / "ok.pt")

@@ -25,7 +25,7 @@ def test_resize_images_is_uint8_square_and_keeps_images_already_at_size() -> Non
 
 
 def test_resize_images_names_the_bad_image() -> None:
-    with pytest.raises(ValueError, match=r"image 1: expected \(H, W, 3\) uint8"):
+    with pytest.raises(ValueError, match=r"image 1: expected a non-empty \(H, W, 3\) uint8"):
         resize_images([np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8), np.uint8)], 4)
 
 
@@ -52,8 +52,26 @@ def test_resize_label_keeps_dtype_and_values(dtype: type) -> None:
 def test_resize_label_refuses_what_it_cannot_resize() -> None:
     with pytest.raises(ValueError, match="2-D"):
         resize_label(np.zeros((2, 2, 3), np.int64), 4)
+    with pytest.raises(ValueError, match="2-D"):
+        resize_label(np.zeros((0, 5), np.uint8), 4)
     with pytest.raises(ValueError, match="int32"):
         resize_label(np.array([[0, 2**40]], np.int64), 4)
+    with pytest.raises(ValueError, match="integers or booleans"):
+        resize_label(np.array([[1.7, 0.2]]), 4)
+    for bad in (0, -2, 4.0, (0, 4), (4.7, 4), (1, 2, 3)):
+        with pytest.raises(ValueError, match=r"size|height|width|shape"):
+            resize_label(np.zeros((2, 2), np.uint8), bad)  # type: ignore[arg-type]
+
+
+def test_sizes_and_images_that_cannot_be_resized_are_named() -> None:
+    with pytest.raises(ValueError, match="size must be a whole number of pixels >= 1, got 0"):
+        resize_images([np.zeros((4, 4, 3), np.uint8)], 0)
+    with pytest.raises(ValueError, match="image 0: expected a non-empty"):
+        resize_images([np.zeros((0, 5, 3), np.uint8)], 8)
+    with pytest.raises(ValueError, match="2-D"):
+        resize_map(np.arange(4.0), (4, 4))
+    with pytest.raises(ValueError, match="2-D"):
+        resize_map(np.zeros((2, 2, 5)), (4, 4))
 
 
 def test_resize_map_is_bilinear_float32() -> None:

@@ -43,12 +43,13 @@ import timm
 import torch
 from torch import nn
 
-from csad.errors import CheckpointError
+from csad.errors import CheckpointError, CsadError
 from csad.io import load_checkpoint, save_checkpoint
 from csad.models.backbone import FeatureExtractor
 from csad.models.lgst import TEACHER_STRIDES, AutoEncoder, LocalStudent, TeacherHead, lgst_anomaly_maps
 from csad.models.ops import resize_bilinear
 from csad.models.segmenter import SEGMENTER_STRIDES, DeepLabV3PlusDecoder
+from csad.runtime import check_device
 from csad.scoring.patch_hist import Grid, cell_matrices, grid_key, histograms_torch, mahalanobis_torch
 
 #: Format tag of ``detector.pt``.
@@ -299,8 +300,6 @@ class CsadDetector(nn.Module):
             CheckpointError: the file is missing, unreadable, not a detector, or its tensors do not fit its config.
             CsadError: ``device`` is unknown or not available here.
         """
-        from csad.detector.predict import check_device
-
         check_device(str(device))
         path = Path(path)
         if path.suffix.lower() == ".onnx":
@@ -309,9 +308,18 @@ class CsadDetector(nn.Module):
         try:
             model = cls(DetectorConfig.from_json(payload["config"]))
             model.load_state_dict(payload["state_dict"], strict=True)
-        except (RuntimeError, TypeError, KeyError, ValueError) as err:
+            meta = json.loads(payload.get("meta") or "{}")
+            if not isinstance(meta, dict):
+                raise TypeError(f"meta is a {type(meta).__name__}, not a mapping")
+        except CsadError:  # e.g. the backbone's weights are missing: that message says why
+            raise
+        except KeyError as err:
+            raise CheckpointError(
+                f"detector {path} lacks the entry {err} (payload or config); rebuild it (dvc repro detector)"
+            ) from None
+        except (RuntimeError, TypeError, ValueError) as err:  # json.JSONDecodeError is a ValueError
             raise CheckpointError(f"detector {path} does not fit its config: {err}") from err
-        model.meta = json.loads(payload.get("meta") or "{}")
+        model.meta = meta
         return model.to(device).eval()
 
     def predict(self, images: Any, batch_size: int = 8, progress: bool = False) -> list[Any]:

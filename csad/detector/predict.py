@@ -26,6 +26,7 @@ from tqdm import tqdm
 from csad.data.loco import read_image
 from csad.errors import CheckpointError, CsadError
 from csad.imaging import model_input, resize_label, resize_map
+from csad.runtime import check_device
 
 if TYPE_CHECKING:
     from csad.detector.model import CsadDetector
@@ -152,21 +153,6 @@ class OpenVinoRunner:
         return {name: np.asarray(result[self.model.output(name)]) for name in OUTPUT_NAMES}
 
 
-def check_device(device: str) -> str:
-    """Return ``device`` when PyTorch can use it here.
-
-    Raises:
-        CsadError: an unknown device name, or a CUDA device on a machine without one.
-    """
-    try:
-        parsed = torch.device(device)
-    except RuntimeError:
-        raise CsadError(f"unknown device {device!r}: use cpu, cuda or cuda:<index>") from None
-    if parsed.type == "cuda" and not torch.cuda.is_available():
-        raise CsadError(f"device {device!r}: no CUDA GPU is visible on this machine; use cpu")
-    return device
-
-
 def open_runner(model: Path | str, backend: str = "auto", device: str = "cpu") -> Runner:
     """Return the runner of ``model``: a ``detector.pt`` (backend torch) or an exported ``.onnx`` (backend onnx or
     openvino). ``backend="auto"`` picks by suffix; ``onnx``/``openvino`` on a ``.pt`` exports it first (to a
@@ -208,7 +194,7 @@ def preprocess(images: Sequence[np.ndarray], image_size: int) -> np.ndarray:
     Raises:
         ValueError: an image is not (H, W, 3) uint8.
     """
-    return model_input(images, image_size).numpy()
+    return np.ascontiguousarray(model_input(images, image_size).numpy())
 
 
 def run_batches(

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import torch
 
-from csad.errors import CheckpointError
+from csad.errors import CheckpointError, CsadError
 from csad.io import load_checkpoint, save_checkpoint
 from csad.lgst.config import LgstConfig
 from csad.lgst.maps import MapNormalizer
 from csad.models.backbone import BackboneSpec
 from csad.models.lgst import LgstModel
-from csad.runtime import resolve_device
+from csad.runtime import check_device, resolve_device
 
 #: Checkpoint format tag.
 CHECKPOINT_FORMAT = "csad-lgst-1"
@@ -47,19 +47,29 @@ def load_lgst(path: Path | str, device: str = "cpu") -> tuple[LgstModel, MapNorm
     :func:`save_lgst`; the backbone is rebuilt from the stored spec and checked against the fingerprint.
 
     Raises:
-        CheckpointError: the file is missing, unreadable, of another format, or the rebuilt backbone differs
-            from the one the model was trained with.
+        CheckpointError: the file is missing, unreadable, of another format, lacks an entry or does not fit its
+            config, or the rebuilt backbone differs from the one the model was trained with.
+        CsadError: ``device`` is unknown or not available here.
     """
-    payload = load_checkpoint(path, "train_lgst", "LGST checkpoint", CHECKPOINT_FORMAT)
-    known = {f.name for f in fields(LgstConfig)}
-    config = LgstConfig(**{k: v for k, v in json.loads(payload["config"]).items() if k in known})
-    spec = BackboneSpec(**json.loads(payload["backbone"]))
-    model = config.build_model(spec)
+    if device != "auto":
+        check_device(device)
+    payload = load_checkpoint(path, "train_lgst", "LGST", CHECKPOINT_FORMAT)
     try:
+        known = {f.name for f in fields(LgstConfig)}
+        config = LgstConfig(**{k: v for k, v in json.loads(payload["config"]).items() if k in known})
+        spec = BackboneSpec(**json.loads(payload["backbone"]))
+        model = config.build_model(spec)
         model.load_lgst_state(payload["state"])
-    except RuntimeError as err:
+        normalizer = MapNormalizer.from_tensor(payload["normalizer"])
+        stored = torch.as_tensor(payload["backbone_fingerprint"])
+    except CsadError:  # the backbone's weights cannot be found or its name is unknown: that message says why
+        raise
+    except KeyError as err:
+        raise CheckpointError(
+            f"LGST checkpoint {path} lacks the entry {err}; retrain LGST (dvc repro train_lgst)"
+        ) from None
+    except (RuntimeError, TypeError, ValueError, AttributeError) as err:  # json.JSONDecodeError is a ValueError
         raise CheckpointError(f"LGST checkpoint {path} does not fit its config: {err}") from err
-    stored = payload["backbone_fingerprint"]
     current = model.backbone_fingerprint()
     if stored.shape != current.shape or not torch.allclose(stored, current, rtol=1e-6, atol=1e-6):
         raise CheckpointError(
@@ -67,4 +77,4 @@ def load_lgst(path: Path | str, device: str = "cpu") -> tuple[LgstModel, MapNorm
             "was trained with; restore those weights or retrain LGST"
         )
     model.to(resolve_device(device)).eval()
-    return model, MapNormalizer.from_tensor(payload["normalizer"]), config
+    return model, normalizer, config

@@ -105,7 +105,12 @@ def prepare_data(
     """Return :class:`SegmentationData`: images resized (bilinear, antialiased), maps resized nearest.
 
     ``fill`` applies :func:`fill_holes` to each label map at its own (full) resolution before resizing, as released.
-    Missing instance maps are empty (no LSA component); missing backgrounds are all False.
+    Missing instance maps are empty (no LSA component); missing backgrounds are all False; a background mask is
+    True wherever it is nonzero.
+
+    Raises:
+        ValueError: no labelled image, a label index outside the images, a map whose size is not its image's, a
+            label or instance map that does not hold integers within int32, or a bad image (named by index).
     """
     if not labels:
         raise ValueError("segmenter training needs at least one labelled image")
@@ -115,18 +120,28 @@ def prepare_data(
     labeled = np.array(sorted(labels), dtype=np.int64)
     unlabeled = np.array([i for i in range(len(images)) if i not in labels], dtype=np.int64)
     size = (image_size, image_size)
+
+    def full_size(maps: Mapping[int, np.ndarray], i: int, what: str) -> np.ndarray:
+        arr = np.asarray(maps[i])
+        if arr.shape != np.shape(images[i])[:2]:
+            raise ValueError(
+                f"image {i}: its {what} is {arr.shape[:2]} but the image is {np.shape(images[i])[:2]}; "
+                "every map must have its image's size"
+            )
+        return arr
+
     lab, inst, bg = [], [], []
     for i in labeled.tolist():
-        label = np.asarray(labels[i])
+        label = full_size(labels, i, "label map")
         if fill:
             label = fill_holes(label)
-        lab.append(resize_label(label.astype(np.int32), image_size).astype(np.int64))
+        lab.append(resize_label(label, image_size).astype(np.int64))
         if instances is not None and i in instances:
-            inst.append(resize_label(np.asarray(instances[i]).astype(np.int32), image_size).astype(np.int64))
+            inst.append(resize_label(full_size(instances, i, "instance map"), image_size).astype(np.int64))
         else:
             inst.append(np.zeros(size, dtype=np.int64))
         if backgrounds is not None and i in backgrounds:
-            bg.append(resize_label(np.asarray(backgrounds[i]).astype(np.uint8), image_size).astype(bool))
+            bg.append(resize_label(full_size(backgrounds, i, "background mask") != 0, image_size))
         else:
             bg.append(np.zeros(size, dtype=bool))
     return SegmentationData(

@@ -166,8 +166,8 @@ def train_segmenter(
     (hist and entropy are 0 during the supervised-only epochs).
 
     Raises:
-        ValueError: a batch size below 2, ``data`` at another size than ``config.image_size``, or a label map with
-            values outside ``[0, num_classes)`` (the image index is named).
+        ValueError: a batch size below 2, ``num_classes`` below 2, ``data`` at another size than
+            ``config.image_size``, or a label map with values outside ``[0, num_classes)`` (the image index is named).
     """
     config = config or SegTrainConfig()
     backbone = backbone or BackboneSpec()
@@ -178,10 +178,12 @@ def train_segmenter(
             f"the training data is at {data.images.shape[1:3]}, the config at image_size {config.image_size}: "
             "build it with prepare_data(..., config.image_size)"
         )
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int | np.integer) or num_classes < 2:
+        raise ValueError(f"num_classes must be a whole number >= 2 (background and one component), got {num_classes!r}")
     for i, label in zip(data.labeled.tolist(), data.labels, strict=True):
-        top = int(np.max(label)) if np.size(label) else 0
-        if top >= num_classes or int(np.min(label)) < 0:
-            raise ValueError(f"label map {i} has values outside [0, {num_classes}) (max {top})")
+        low, top = (int(np.min(label)), int(np.max(label))) if np.size(label) else (0, 0)
+        if top >= num_classes or low < 0:
+            raise ValueError(f"label map {i} has values in [{low}, {top}], outside [0, {num_classes})")
     device = resolve_device(config.device)
     rng = np.random.default_rng(config.seed)
     model = build_segmenter(num_classes, config, backbone).to(device)
