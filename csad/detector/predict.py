@@ -194,7 +194,7 @@ def preprocess(images: Sequence[np.ndarray], image_size: int) -> np.ndarray:
     Raises:
         ValueError: an image is not (H, W, 3) uint8.
     """
-    return np.ascontiguousarray(model_input(images, image_size).numpy())
+    return model_input(images, image_size).numpy()  # contiguous: to_input returns NCHW C-order
 
 
 def run_batches(
