@@ -67,6 +67,7 @@ from csad.pipeline.features import run_features
 from csad.pipeline.filter import run_filter
 from csad.pipeline.ground import run_grounding
 from csad.pipeline.refine import run_refine
+from csad.pipeline.settings import check_configs
 from csad.pipeline.stage import select_device
 from csad.pseudo.backends import build_ground_backend
 from csad.pseudo.quality import pseudo_label_quality
@@ -136,6 +137,7 @@ def profile_params(
                 raise ParamsError(f"--set {key}: {'.'.join(parts[: i + 1])} is not a mapping")
         node[parts[-1]] = value
     check(tree, SCHEMA, source="--set")
+    check_configs(tree, [], source="--set")
     return tree, drop_overrides
 
 

@@ -3,6 +3,14 @@
 Unknown keys are reported (with the closest known key), never silently ignored, so a typo such as
 ``synth.image_sise`` fails at once instead of running with a default.
 
+Two kinds of section: the ones written out in :data:`SCHEMA` (the dataset, the renderer, the runtime, the backend
+choices), and the ones that are one typed config each (a dataclass of the algorithm package), marked :data:`CONFIG`
+in :data:`SCHEMA`. The schema of a :data:`CONFIG` section is not repeated here: :func:`schema_of` derives it from the
+dataclass's fields and type hints (keys may be left out: the field's default is used). This module does not import
+the algorithm packages (every stage loads params, and would then depend on all of them); the ``settings`` stage, the
+first stage of every category, checks the :data:`CONFIG` sections against their dataclasses
+(:mod:`csad.pipeline.settings`), and every stage builds its own config again with :func:`build_with_kwargs`.
+
 >>> check({"synth": {"image_size": 64}}, {"synth": {"image_size": int}})
 >>> check({"synth": {"image_sise": 64}}, {"synth": {"image_size": int}})
 Traceback (most recent call last):
@@ -12,6 +20,7 @@ csad.errors.ParamsError: params.yaml: unknown key synth.image_sise (did you mean
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import difflib
 import re
@@ -30,6 +39,20 @@ from csad.errors import ParamsError
 Schema = dict[str, Any]
 OVERRIDES = "overrides"
 OptStr = (str, type(None))
+
+#: Marks a :data:`SCHEMA` section (or sub-section) that is one config dataclass: the settings stage checks it against
+#: the schema :func:`schema_of` derives from that dataclass (``csad.pipeline.settings.SECTION_CONFIGS``);
+#: :func:`check` only requires a mapping there.
+CONFIG = "config"
+
+#: ``dataclasses.field(metadata=NOT_A_PARAM)``: a config field that is not a params key (the device comes from
+#: ``runtime``; a backbone's ``param`` is the key named in its errors). :func:`schema_of` leaves it out.
+NOT_A_PARAM: dict[str, bool] = {"params": False}
+
+
+class ConfigSchema(dict):  # type: ignore[type-arg]
+    """The schema of a config dataclass (:func:`schema_of`): like a :data:`Schema`, but any key may be left out."""
+
 
 SCHEMA: Schema = {
     "categories": list,
@@ -53,115 +76,35 @@ SCHEMA: Schema = {
         "tags": dict,
         "ram": {"checkpoint": OptStr, "image_size": int, "min_frequency": float, "exclude": list, "extra": list},
     },
-    "parts": {
-        "work_size": int,
-        "superpixel_scale": float,
-        "superpixel_sigma": float,
-        "superpixel_min_size": int,
-        "merge_threshold": float,
-        "lightness_weight": float,
-        "min_region": int,
-        "thin_radius": float,
-        "corner_inset": int,
-        OVERRIDES: OVERRIDES,
-    },
+    "parts": CONFIG,
     "ground": {"backend": str, "pretrained": dict, "classical": dict, "grounded_sam": dict, OVERRIDES: OVERRIDES},
     "propose": {"backend": str, "classical": dict, "sam": dict, OVERRIDES: OVERRIDES},
-    "refine": {
-        "mode": str,
-        "use_grounding_filter": bool,
-        "grounding_filter_ratio": float,
-        "background_ratio": float,
-        "min_fraction": float,
-        "combine_overlap": float,
-        "max_masks": int,
-        OVERRIDES: OVERRIDES,
-    },
-    "features": {
-        "descriptors": list,
-        "backbone": {"name": str, "weights": str, "seed": int},
-        "stride": int,
-        "canvas": int,
-        "n_rotations": int,
-        "batch_size": int,
-        "n_hu": int,
-        "color_lightness_weight": float,
-        "min_fraction": float,
-        "cnn_normalize": bool,
-        "block_weights": dict,
-        OVERRIDES: OVERRIDES,
-    },
-    "cluster": {
-        "proj_dim": int,
-        "seed": int,
-        "bandwidth": (float, int, str),
-        "bandwidth_quantile": float,
-        "alpha": float,
-        "n_jobs": int,
-        OVERRIDES: OVERRIDES,
-    },
+    "refine": CONFIG,
+    "features": CONFIG,
+    "cluster": CONFIG,
     "segment": {
         "backbone": {"name": str, "weights": str},
-        "train": dict,
+        "train": CONFIG,
         "patch_hist": {"grids": list, "lower": float, "upper": float},
         OVERRIDES: OVERRIDES,
     },
-    "lgst": {
-        "backbone": {"name": str, "weights": str, "seed": int},
-        "image_size": int,
-        "feat_size": int,
-        "channels": int,
-        "student_widths": list,
-        "ae_base_dim": int,
-        "iterations": int,
-        "batch_size": int,
-        "lr": float,
-        "weight_decay": float,
-        "lr_step_fraction": float,
-        "lr_gamma": float,
-        "hard_quantile": float,
-        "quantile_subsample": int,
-        "penalty_dir": OptStr,
-        "loss_weights": {"st": float, "ae": float, "stae": float},
-        "ae_jitter": float,
-        "map_qa": float,
-        "map_qb": float,
-        "feature_batch_size": int,
-        "seed": int,
-        OVERRIDES: OVERRIDES,
-    },
-    "detector": {
-        "weights": {"patch_hist": float, "lgst": float},
-        "lower": float,
-        "upper": float,
-        "threshold_quantile": float,
-        "batch_size": int,
-        OVERRIDES: OVERRIDES,
-    },
-    "score": {
-        "batch_size": int,
-    },
-    "filter": {
-        "min_cluster_fraction": float,
-        "top_ratio": float,
-        "largest_only": bool,
-        "min_class_area": float,
-        "prune_over": str,
-        OVERRIDES: OVERRIDES,
-    },
+    "lgst": CONFIG,
+    "detector": CONFIG,
+    "score": CONFIG,
+    "filter": CONFIG,
 }
 
 
 class ParamsLoader(yaml.SafeLoader):
-    """PyYAML's safe loader with YAML 1.2 floats: ``1e-05``, ``1E5``, ``+.5`` load as floats, not strings.
+    r"""PyYAML's safe loader with YAML 1.2 floats: ``1e-05``, ``1E5``, ``+.5`` load as floats, not strings.
 
-        PyYAML implements YAML 1.1, whose float pattern requires a dot and a signed exponent, so ``1e-05`` (which
-        ``dvc exp run -S lgst.weight_decay=0.00001`` writes through ruamel.yaml, a YAML 1.2 writer) would come back as
-        the string ``"1e-05"``. The YAML 1.2 core schema's float pattern is added as a further implicit resolver; values
-        that PyYAML already typed keep their types.
+    PyYAML implements YAML 1.1, whose float pattern requires a dot and a signed exponent, so ``1e-05`` (which
+    ``dvc exp run -S lgst.weight_decay=0.00001`` writes through ruamel.yaml, a YAML 1.2 writer) would come back as
+    the string ``"1e-05"``. The YAML 1.2 core schema's float pattern is added as a further implicit resolver; values
+    that PyYAML already typed keep their types (a quoted ``'1e-05'`` stays a string).
 
-    XX
-        {'a': 1e-05, 'b': 100000.0, 'c': 3, 'd': '1e-05'}
+    >>> load_yaml("a: 1e-05\nb: 1E5\nc: 3\nd: '1e-05'")
+    {'a': 1e-05, 'b': 100000.0, 'c': 3, 'd': '1e-05'}
     """
 
 
@@ -199,7 +142,9 @@ def load_params(path: Path | str = "params.yaml", schema: Schema | None = None) 
 def check(
     tree: dict[str, Any], schema: Schema, source: str = "params.yaml", prefix: str = "", partial: bool = False
 ) -> None:
-    """Raise :class:`ParamsError` for the first unknown key, missing key (unless ``partial``) or mistyped value."""
+    """Raise :class:`ParamsError` for the first unknown key, missing key (unless ``partial`` or ``schema`` is a
+    :class:`ConfigSchema`) or mistyped value."""
+    partial = partial or isinstance(schema, ConfigSchema)
     for key in tree:
         if key not in schema:
             close = difflib.get_close_matches(str(key), list(schema), n=1)
@@ -212,7 +157,10 @@ def check(
                 continue
             raise ParamsError(f"{source}: missing key {name}")
         value = tree[key]
-        if key == OVERRIDES and expected is OVERRIDES:
+        if expected is CONFIG:
+            if not isinstance(value, dict):
+                raise ParamsError(f"{source}: {name} must be a mapping, got {value!r}")
+        elif key == OVERRIDES and expected is OVERRIDES:
             if not isinstance(value, dict):
                 raise ParamsError(f"{source}: {name} must map category names to settings, got {value!r}")
             base = {k: v for k, v in schema.items() if k != OVERRIDES}
@@ -246,6 +194,8 @@ def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 def _is_instance(value: Any, expected: type | tuple[type, ...]) -> bool:
     types = expected if isinstance(expected, tuple) else (expected,)
+    if object in types:
+        return True
     if dict in types and isinstance(value, dict):
         return True
     if isinstance(value, bool) and bool not in types:
@@ -258,6 +208,63 @@ def _is_instance(value: Any, expected: type | tuple[type, ...]) -> bool:
 def _type_name(expected: type | tuple[type, ...]) -> str:
     types = expected if isinstance(expected, tuple) else (expected,)
     return " or ".join(t.__name__ for t in types)
+
+
+def schema_of(config: type, overrides: bool = False, **extra: type) -> ConfigSchema:
+    """Return the params schema of the config dataclass ``config``, derived from its fields and type hints.
+
+    Each field that is a params key (not marked :data:`NOT_A_PARAM`) becomes a key: a scalar hint (int, float, bool,
+    str, None, or a union of them) its types; a nested dataclass its own :class:`ConfigSchema`; a list, tuple or
+    sequence ``list``; a dict or mapping ``dict``; any other hint ``object`` (left to the dataclass to check). Keys
+    may be left out (the field's default is used). ``overrides`` adds the per-category :data:`OVERRIDES` key;
+    ``extra`` adds keys that are not fields (``name=dataclass``: that dataclass's schema), e.g. the ``backbone`` that
+    a section reads beside its config.
+
+    Raises:
+        TypeError: ``config`` (or a value of ``extra``) is not a dataclass.
+
+    >>> @dataclasses.dataclass
+    ... class Section:
+    ...     ratio: float = 0.5
+    ...     mode: str | None = None
+    ...     sizes: list[int] = dataclasses.field(default_factory=list)
+    ...     device: str = dataclasses.field(default="cpu", metadata=NOT_A_PARAM)
+    >>> schema_of(Section)
+    {'ratio': <class 'float'>, 'mode': (<class 'str'>, <class 'NoneType'>), 'sizes': <class 'list'>}
+    >>> check({"ratio": 1, "mdoe": "a"}, schema_of(Section), prefix="refine.")
+    Traceback (most recent call last):
+    ...
+    csad.errors.ParamsError: params.yaml: unknown key refine.mdoe (did you mean refine.mode?)
+    """
+    if not (isinstance(config, type) and dataclasses.is_dataclass(config)):
+        raise TypeError(f"schema_of needs a dataclass, got {config!r}")
+    hints = typing.get_type_hints(config)
+    schema = ConfigSchema()
+    for f in dataclasses.fields(config):
+        if f.metadata.get("params", True):
+            schema[f.name] = _schema_of_hint(hints[f.name])
+    for key, nested in extra.items():
+        schema[key] = schema_of(nested)
+    if overrides:
+        schema[OVERRIDES] = OVERRIDES
+    return schema
+
+
+def _schema_of_hint(hint: Any) -> Any:
+    """Return the schema node of one field's type hint (:func:`schema_of`)."""
+    nested = _dataclass_of(hint)
+    if nested is not None:
+        return schema_of(nested)
+    scalars = _scalar_types(hint)
+    if scalars:
+        return scalars[0] if len(scalars) == 1 else scalars
+    origin = typing.get_origin(hint) or hint
+    if isinstance(origin, type):
+        if issubclass(origin, (list, tuple, collections.abc.Sequence)) and not issubclass(origin, str):
+            return list
+        if issubclass(origin, (dict, collections.abc.Mapping)):
+            return dict
+    return object
 
 
 def build_with_kwargs(factory: Any, kwargs: dict[str, Any], param: str) -> Any:

@@ -1,4 +1,5 @@
-"""DVC stage ``settings@<category>``: what every stage of one category reads from params.yaml, one file each.
+"""DVC stage ``settings@<category>``: check params.yaml against the typed configs, then write what every stage of one
+category reads from it, one file each.
 
     python stages/settings.py --category pushpins
 
@@ -6,7 +7,9 @@ Writes ``data/settings/<category>/<stage>.json`` for every per-category stage (t
 features, cluster, filter, train_seg, train_lgst, score): that stage's params section with the category's
 overrides merged in, without the other categories' overrides, unused backends and speed-only knobs
 (:mod:`csad.settings`). The other stages depend on their file, not on params sections, so DVC reruns exactly the
-stages whose values changed. This stage depends on every section and takes about a second.
+stages whose values changed. First it checks every typed-config section, overrides included, against its dataclass
+(:func:`csad.pipeline.settings.check_configs`). This stage depends on every section and on every config's module;
+it takes about ten seconds, most of it importing torch.
 """
 
 from __future__ import annotations

@@ -51,8 +51,7 @@ def load_lgst(path: Path | str, device: str = "cpu") -> tuple[LgstModel, MapNorm
             config, or the rebuilt backbone differs from the one the model was trained with.
         CsadError: ``device`` is unknown or not available here.
     """
-    if device != "auto":
-        check_device(device)
+    check_device(device)
     payload = load_checkpoint(path, "train_lgst", "LGST", CHECKPOINT_FORMAT)
     try:
         known = {f.name for f in fields(LgstConfig)}

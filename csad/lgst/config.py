@@ -15,7 +15,7 @@ from typing import Any
 
 from csad.models.backbone import BackboneSpec
 from csad.models.lgst import LgstModel, build_lgst_model
-from csad.params import build_with_kwargs
+from csad.params import NOT_A_PARAM, build_with_kwargs
 
 #: torch.quantile refuses inputs with more elements than this.
 QUANTILE_MAX_ELEMENTS = 2**24
@@ -45,7 +45,7 @@ class LgstConfig:
     map_qb: float = 0.995  # quantile mapped to 0.1
     feature_batch_size: int = 8  # batch of the teacher cache and of inference
     seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda[:i]
+    device: str = field(default="auto", metadata=NOT_A_PARAM)  # auto | cpu | cuda[:i] (from runtime.device)
 
     def __post_init__(self) -> None:
         for f in fields(self):

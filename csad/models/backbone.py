@@ -35,7 +35,7 @@ import importlib
 import logging
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,7 @@ import torchvision
 from torch import nn
 
 from csad.errors import CheckpointError, ParamsError
+from csad.params import NOT_A_PARAM, build_with_kwargs
 
 log = logging.getLogger(__name__)
 
@@ -270,7 +271,7 @@ class BackboneSpec:
     name: str = "wide_resnet50_2"
     weights: str = "none"
     seed: int = 0
-    param: str = "backbone.weights"
+    param: str = field(default="backbone.weights", metadata=NOT_A_PARAM)
 
     @classmethod
     def from_params(cls, value: Any, section: str) -> BackboneSpec:
@@ -281,8 +282,6 @@ class BackboneSpec:
             ParamsError: ``value`` is not a mapping, lacks ``name`` or ``weights``, has another key (with the
                 closest known one) or a value of the wrong type; every message names ``<section>.backbone.<key>``.
         """
-        from csad.params import build_with_kwargs
-
         key = f"{section}.backbone"
         if not isinstance(value, Mapping):
             raise ParamsError(f"params.yaml: {key} must be a mapping with name, weights and seed, got {value!r}")

@@ -55,6 +55,7 @@ import torchvision.transforms.functional as tvf
 from tqdm import tqdm
 
 from csad.models.backbone import BackboneSpec, FeatureExtractor
+from csad.params import NOT_A_PARAM
 
 log = logging.getLogger(__name__)
 
@@ -246,7 +247,7 @@ class ComponentFeatureConfig:
     canvas: int = 65
     n_rotations: int = 60
     batch_size: int = 8
-    device: str = "cpu"
+    device: str = field(default="cpu", metadata=NOT_A_PARAM)  # from runtime.device
     n_hu: int = 4
     color_lightness_weight: float = 1.0
     min_fraction: float = 0.001

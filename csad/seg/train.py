@@ -36,6 +36,7 @@ from tqdm import tqdm
 from csad.imaging import to_input
 from csad.models.backbone import BackboneSpec
 from csad.models.segmenter import RELEASED_BN_MOMENTUM, ComponentSegmenter
+from csad.params import NOT_A_PARAM
 from csad.runtime import resolve_device
 from csad.seg import losses
 from csad.seg.data import AugmentConfig, SegmentationData, augment_labeled
@@ -79,7 +80,7 @@ class SegTrainConfig:
     cache_unlabeled_features: bool = True  # unlabelled images are not augmented: run the backbone on them once
     channels_last: bool = False
     seed: int = 42
-    device: str = "auto"  # auto | cpu | cuda[:k]
+    device: str = field(default="auto", metadata=NOT_A_PARAM)  # auto | cpu | cuda[:k] (from runtime.device)
 
     def __post_init__(self) -> None:
         if isinstance(self.loss_weights, Mapping):
