@@ -17,20 +17,19 @@ pytestmark = pytest.mark.integration
 
 
 def _stage(stage: str, cwd: Path, params: dict[str, Any], category: str = "breakfast_box") -> str:
+    """Return the one error line of ``stage`` as ``dvc repro`` shows it: the settings stage runs first and, when it
+    refuses the params (a typed-config section is wrong), its error is the one the user sees."""
     (cwd / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    subprocess.run(  # as `dvc repro` does: the settings stage first (it may fail on the same bad params)
-        [sys.executable, str(REPO_ROOT / "stages" / "settings.py"), "--category", category],
-        cwd=cwd,
-        capture_output=True,
-        check=False,
-    )
-    proc = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "stages" / f"{stage}.py"), "--category", category],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    for name in ("settings", stage):
+        proc = subprocess.run(
+            [sys.executable, str(REPO_ROOT / "stages" / f"{name}.py"), "--category", category],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if proc.returncode != 0:
+            break
     assert proc.returncode == 1, proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
