@@ -61,6 +61,20 @@ def tiny_params(categories: list[str] | None = None, image_size: int = 48) -> di
     params["synth"]["categories"] = list(params["categories"])
     params["synth"]["image_size"] = image_size
     params["synth"]["counts"] = {"train": 4, "validation": 2, "test_good": 2, "test_logical": 2, "test_structural": 2}
+    # the trained networks at toy sizes too, so that a test reaching train_seg / train_lgst takes seconds
+    params["segment"]["train"].update(
+        {"image_size": 64, "epochs": 2, "sup_only_epochs": 1, "batch_size_labeled": 2, "batch_size_unlabeled": 2}
+    )
+    params["lgst"].update(
+        {
+            "image_size": 64,
+            "feat_size": 16,
+            "iterations": 4,
+            "channels": 16,
+            "student_widths": [8, 16, 16],
+            "ae_base_dim": 8,
+        }
+    )
     return params
 
 

@@ -24,20 +24,6 @@ def _tiny_full_params() -> dict[str, Any]:
     params = tiny_params([CATEGORY], image_size=128)
     params["synth"]["counts"] = {"train": 10, "validation": 4, "test_good": 3, "test_logical": 3, "test_structural": 3}
     params["cluster"]["overrides"] = {CATEGORY: {"alpha": 0.2}}
-    train = params["segment"]["train"]
-    train.update(
-        {"image_size": 64, "epochs": 2, "sup_only_epochs": 1, "batch_size_labeled": 2, "batch_size_unlabeled": 2}
-    )
-    params["lgst"].update(
-        {
-            "image_size": 64,
-            "feat_size": 16,
-            "iterations": 4,
-            "channels": 16,
-            "student_widths": [8, 16, 16],
-            "ae_base_dim": 8,
-        }
-    )
     return params
 
 
