@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,34 @@ def make_project(dest: Path, params: dict[str, Any]) -> Path:
     return dest
 
 
+def copy_project(src: Path, dest: Path) -> Path:
+    """Return ``dest``, a copy of the project ``src`` with its git repo, DVC cache, dvc.lock and outputs.
+
+    DVC's own temporary folder (``.dvc/tmp``: locks, the hash cache keyed by inode) is left out; DVC rebuilds it, so
+    the copy is exactly as up to date as ``src`` was.
+    """
+    dvc_dir = src / ".dvc"
+    shutil.copytree(src, dest, symlinks=True, ignore=lambda folder, names: ["tmp"] if Path(folder) == dvc_dir else [])
+    return dest
+
+
+@dataclass(frozen=True)
+class BuiltProject:
+    """A tiny project (:func:`tests.helpers.tiny_full_params`) after one whole ``dvc repro`` from scratch.
+
+    Attributes:
+        path: the project; never changed by a test (a test that runs anything in it works on a :meth:`copy`).
+        repro_stdout: what that ``dvc repro`` printed.
+    """
+
+    path: Path
+    repro_stdout: str
+
+    def copy(self, dest: Path) -> Path:
+        """Return ``dest``, a copy of the built project (git repo, DVC cache, lock and outputs), up to date."""
+        return copy_project(self.path, dest)
+
+
 def tiny_params(categories: list[str] | None = None, image_size: int = 48) -> dict[str, Any]:
     """Return the repo's params.yaml shrunk to a tiny synthetic run."""
     params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
@@ -75,6 +104,21 @@ def tiny_params(categories: list[str] | None = None, image_size: int = 48) -> di
             "ae_base_dim": 8,
         }
     )
+    return params
+
+
+FULL_CATEGORY = "splicing_connectors"
+
+
+def tiny_full_params() -> dict[str, Any]:
+    """Return the tiny params of a whole-pipeline run (synth to evaluate) on ``FULL_CATEGORY`` at 128 px.
+
+    One torch thread: the CPU kernels are then deterministic, so two runs give the same models to float tolerance.
+    """
+    params = tiny_params([FULL_CATEGORY], image_size=128)
+    params["synth"]["counts"] = {"train": 10, "validation": 4, "test_good": 3, "test_logical": 3, "test_structural": 3}
+    params["cluster"]["overrides"] = {FULL_CATEGORY: {"alpha": 0.2}}
+    params["runtime"]["num_threads"] = 1
     return params
 
 

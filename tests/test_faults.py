@@ -15,8 +15,8 @@ import pytest
 import torch
 import yaml
 
-from tests.helpers import dvc, make_project, tiny_params
-from tests.test_pipeline_full import CATEGORY, _tiny_full_params
+from tests.helpers import FULL_CATEGORY as CATEGORY
+from tests.helpers import BuiltProject, dvc, make_project, tiny_full_params, tiny_params
 
 pytestmark = pytest.mark.integration
 
@@ -80,15 +80,14 @@ def _tensors(obj: object, prefix: str = "") -> dict[str, torch.Tensor]:
     return {}
 
 
-def test_same_seeds_give_identical_artifacts(tmp_path: Path) -> None:
-    params = _tiny_full_params()
-    params["runtime"]["num_threads"] = 1
-    projects, outs = [], []
-    for name in ("one", "two"):
-        project = make_project(tmp_path / name, params)
-        dvc("repro", cwd=project)
-        projects.append(project)
-        outs.append(_lock_outs(project))
+def test_same_seeds_give_identical_artifacts(built_project: BuiltProject, tmp_path: Path) -> None:
+    # one run is the session's built project (tests/conftest.py, tiny_full_params: one torch thread), the other a
+    # fresh project in another folder
+    fresh = make_project(tmp_path / "fresh", tiny_full_params())
+    assert (fresh / "params.yaml").read_text() == (built_project.path / "params.yaml").read_text()
+    dvc("repro", cwd=fresh)
+    projects = [built_project.path, fresh]
+    outs = [_lock_outs(p) for p in projects]
     # The synthetic data and every pseudo-label artifact are bit-exact (numpy/OpenCV/scikit-learn only).
     exact = [p for p in outs[0] if p.startswith("data/") and not p.startswith("data/scores/")]
     assert {p: outs[0][p] for p in exact} == {p: outs[1][p] for p in exact}

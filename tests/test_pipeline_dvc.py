@@ -9,17 +9,19 @@ import pytest
 import yaml
 
 from csad.data.loco import LocoCategory
-from tests.helpers import dvc, make_project, ran_stages, tiny_params
+from tests.helpers import FULL_CATEGORY as CATEGORY
+from tests.helpers import BuiltProject, dvc, make_project, ran_stages, tiny_params
 
 pytestmark = pytest.mark.integration
 
 
-def test_repro_renders_dataset_and_is_then_up_to_date(tmp_path: Path) -> None:
-    project = make_project(tmp_path / "proj", tiny_params(["breakfast_box"]))
-    dvc("repro", cwd=project)
-    cat = LocoCategory.open(project / "data/datasets/synthloco", "breakfast_box", check_images=True)
-    assert len(cat.split("train")) == 4 and len(cat.split("test")) == 6
-    assert (project / "metrics/breakfast_box/synth_contact_sheet.png").stat().st_size > 1000
+def test_repro_renders_dataset_and_is_then_up_to_date(built_project: BuiltProject, tmp_path: Path) -> None:
+    # the session's built project (tests/conftest.py) is a whole `dvc repro` from scratch of a tiny project
+    assert f"Running stage 'synth@{CATEGORY}'" in built_project.repro_stdout
+    project = built_project.copy(tmp_path / "proj")
+    cat = LocoCategory.open(project / "data/datasets/synthloco", CATEGORY, check_images=True)
+    assert len(cat.split("train")) == 10 and len(cat.split("test")) == 9
+    assert (project / f"metrics/{CATEGORY}/synth_contact_sheet.png").stat().st_size > 1000
     assert (project / "dvc.lock").is_file()
     status = dvc("status", cwd=project).stdout
     assert "up to date" in status, status

@@ -14,17 +14,10 @@ import yaml
 
 from csad.cli import main as csad_main
 from csad.eval.maps import read_anomaly_map
-from tests.helpers import dvc, make_project, ran_stages, tiny_params
+from tests.helpers import FULL_CATEGORY as CATEGORY
+from tests.helpers import BuiltProject, dvc, ran_stages
 
 pytestmark = pytest.mark.integration
-CATEGORY = "splicing_connectors"
-
-
-def _tiny_full_params() -> dict[str, Any]:
-    params = tiny_params([CATEGORY], image_size=128)
-    params["synth"]["counts"] = {"train": 10, "validation": 4, "test_good": 3, "test_logical": 3, "test_structural": 3}
-    params["cluster"]["overrides"] = {CATEGORY: {"alpha": 0.2}}
-    return params
 
 
 def _changed_stages(project: Path) -> set[str]:
@@ -32,10 +25,9 @@ def _changed_stages(project: Path) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    proj = make_project(tmp_path_factory.mktemp("full") / "proj", _tiny_full_params())
-    dvc("repro", cwd=proj)
-    return proj
+def project(built_project: BuiltProject, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Return a copy of the session's built project (tests/conftest.py), for the tests that only read it."""
+    return built_project.copy(tmp_path_factory.mktemp("full") / "proj")
 
 
 def test_score_and_evaluate_outputs(project: Path) -> None:
@@ -83,7 +75,8 @@ def _set_params(project: Path, change: Any) -> None:
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-def test_param_changes_rerun_only_what_they_invalidate(project: Path) -> None:
+def test_param_changes_rerun_only_what_they_invalidate(built_project: BuiltProject, tmp_path: Path) -> None:
+    project = built_project.copy(tmp_path / "proj")
     settings = f"settings@{CATEGORY}"
     ran = ran_stages(dvc("exp", "run", "-S", "detector.weights.lgst=0.5", cwd=project).stdout)
     assert ran == [settings, f"detector@{CATEGORY}", f"score@{CATEGORY}", "evaluate"]
@@ -100,7 +93,7 @@ def test_param_changes_rerun_only_what_they_invalidate(project: Path) -> None:
     assert _changed_stages(project) == set()
     # speed-only knobs (thread count, clustering jobs) rerun no training, no scoring: at most the cheap settings stage
     for edit in (
-        lambda p: p["runtime"].update({"num_threads": 1}),
+        lambda p: p["runtime"].update({"num_threads": 2}),  # tiny_full_params runs one thread
         lambda p: p["cluster"].update({"n_jobs": 2}),
     ):
         _set_params(project, edit)

@@ -13,19 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import dvc, make_project, ran_stages, run, tiny_params
+from tests.helpers import FULL_CATEGORY as CATEGORY
+from tests.helpers import BuiltProject, dvc, ran_stages, run
 
 pytestmark = pytest.mark.integration
-CATEGORY = "splicing_connectors"
 PSEUDO_STAGES = {f"{s}@{CATEGORY}" for s in ("tag", "ground", "propose", "refine", "features", "cluster", "filter")}
 
 
-def _share_and_reuse(tmp_path: Path, remote_url: str, endpoint: str | None = None) -> None:
-    params = tiny_params([CATEGORY], image_size=128)
-    params["synth"]["counts"]["train"] = 8
-    params["cluster"]["overrides"] = {CATEGORY: {"alpha": 0.2}}
-    machine_a = make_project(tmp_path / "a", params)
-    dvc("repro", f"filter@{CATEGORY}", cwd=machine_a)
+def _share_and_reuse(built_project: BuiltProject, tmp_path: Path, remote_url: str, endpoint: str | None = None) -> None:
+    machine_a = built_project.copy(tmp_path / "a")  # has run the whole pipeline (tests/conftest.py)
     dvc("remote", "add", "-d", "shared", remote_url, cwd=machine_a)
     if endpoint:
         dvc("remote", "modify", "shared", "endpointurl", endpoint, cwd=machine_a)
@@ -44,8 +40,8 @@ def _share_and_reuse(tmp_path: Path, remote_url: str, endpoint: str | None = Non
     assert "up to date" in dvc("status", f"filter@{CATEGORY}", cwd=machine_b).stdout
 
 
-def test_local_directory_remote(tmp_path: Path) -> None:
-    _share_and_reuse(tmp_path, str(tmp_path / "remote"))
+def test_local_directory_remote(built_project: BuiltProject, tmp_path: Path) -> None:
+    _share_and_reuse(built_project, tmp_path, str(tmp_path / "remote"))
 
 
 def _free_port() -> int:
@@ -58,7 +54,9 @@ def _free_port() -> int:
     importlib.util.find_spec("dvc_s3") is None or importlib.util.find_spec("moto") is None,
     reason="needs the dvc-s3 plugin and moto[server] (pip install -e '.[dev]')",
 )
-def test_s3_remote_on_a_local_moto_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_s3_remote_on_a_local_moto_server(
+    built_project: BuiltProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     port = _free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
@@ -82,7 +80,7 @@ def test_s3_remote_on_a_local_moto_server(tmp_path: Path, monkeypatch: pytest.Mo
         import boto3
 
         boto3.client("s3", endpoint_url=url, region_name="us-east-1").create_bucket(Bucket="csad-cache")
-        _share_and_reuse(tmp_path, "s3://csad-cache/pseudo-labels", endpoint=url)
+        _share_and_reuse(built_project, tmp_path, "s3://csad-cache/pseudo-labels", endpoint=url)
     finally:
         server.terminate()
         server.wait(timeout=10)
