@@ -55,17 +55,6 @@ def make_project(dest: Path, params: dict[str, Any]) -> Path:
     return dest
 
 
-def copy_project(src: Path, dest: Path) -> Path:
-    """Return ``dest``, a copy of the project ``src`` with its git repo, DVC cache, dvc.lock and outputs.
-
-    DVC's own temporary folder (``.dvc/tmp``: locks, the hash cache keyed by inode) is left out; DVC rebuilds it, so
-    the copy is exactly as up to date as ``src`` was.
-    """
-    dvc_dir = src / ".dvc"
-    shutil.copytree(src, dest, symlinks=True, ignore=lambda folder, names: ["tmp"] if Path(folder) == dvc_dir else [])
-    return dest
-
-
 @dataclass(frozen=True)
 class BuiltProject:
     """A tiny project (:func:`tests.helpers.tiny_full_params`) after one whole ``dvc repro`` from scratch.
@@ -79,8 +68,18 @@ class BuiltProject:
     repro_stdout: str
 
     def copy(self, dest: Path) -> Path:
-        """Return ``dest``, a copy of the built project (git repo, DVC cache, lock and outputs), up to date."""
-        return copy_project(self.path, dest)
+        """Return ``dest``, a copy of the built project with its git repo, DVC cache, dvc.lock and outputs.
+
+        DVC's own temporary folder (``.dvc/tmp``: locks, the hash cache keyed by inode) is left out; DVC rebuilds it,
+        so the copy is exactly as up to date as the built project.
+        """
+        dvc_dir = self.path / ".dvc"
+
+        def dvc_tmp(folder: str, names: list[str]) -> list[str]:
+            return ["tmp"] if Path(folder) == dvc_dir else []
+
+        shutil.copytree(self.path, dest, symlinks=True, ignore=dvc_tmp)
+        return dest
 
 
 def tiny_params(categories: list[str] | None = None, image_size: int = 48) -> dict[str, Any]:

@@ -26,7 +26,8 @@ def _changed_stages(project: Path) -> set[str]:
 
 @pytest.fixture(scope="module")
 def project(built_project: BuiltProject, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Return a copy of the session's built project (tests/conftest.py), for the tests that only read it."""
+    """Return a copy of the session's built project (tests/conftest.py), shared by the tests that leave its params
+    as they are (they write only side files such as a re-evaluation JSON)."""
     return built_project.copy(tmp_path_factory.mktemp("full") / "proj")
 
 
