@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from csad.pseudo.cluster import ClusterResult, alpha_min_members, cluster_components, random_projection
+from csad.pseudo.cluster import (
+    ClusterConfig,
+    ClusterResult,
+    alpha_min_members,
+    cluster_components,
+    merge_steady_clusters,
+    random_projection,
+)
 
 
 def blobs(
@@ -125,3 +132,93 @@ def test_auto_bandwidth_never_measures_a_component_against_itself() -> None:
     blobs = np.repeat(np.array([[0.0, 0.0], [0.1, 0.0], [5.0, 5.0], [5.1, 5.0]]), 10, axis=0)
     assert auto_bandwidth(blobs, 0.1) == pytest.approx(0.1)
     assert auto_bandwidth(np.ones((20, 4)), 0.3, proj_dim=8, seed=1) == 1.0  # all identical: any bandwidth
+
+
+def _looks_of_one_part(n_images: int = 40, seed: int = 0) -> tuple[ClusterResult, np.ndarray, np.ndarray]:
+    """Return a clustering (numbered by size, as :func:`cluster_components` gives it) of 4 clusters over
+    ``n_images`` images, with the (image, area) of every component: clusters 0 and 1 are two looks of one part (10
+    pieces per image, each in one of the two at random), 2 is a steady second part, 3 a part in a third of the
+    images."""
+    rng = np.random.default_rng(seed)
+    labels, image, area = [], [], []
+    for i in range(n_images):
+        for _ in range(10):  # the part with two looks: area 1 each, in cluster 0 or 2
+            labels.append(0 if rng.random() < 0.6 else 1)
+            image.append(i)
+            area.append(1.0)
+        labels.append(2)  # a steady part, area 5 +- noise
+        image.append(i)
+        area.append(5.0 + rng.normal(0, 0.5))
+        if i % 3 == 0:  # a rare part
+            labels.append(3)
+            image.append(i)
+            area.append(2.0)
+    labels_a = np.array(labels)
+    sizes = np.bincount(labels_a)
+    return ClusterResult(labels_a, 4, sizes, np.array([2, 1])), np.array(image), np.array(area)
+
+
+def test_steady_merge_joins_two_looks_of_one_part_and_keeps_the_rest() -> None:
+    clustering, image, area = _looks_of_one_part()
+    result, merges = merge_steady_clusters(clustering, image, area, 40, max_std_ratio=0.8, min_copresence=0.75)
+    assert [(m.into, m.merged) for m in merges] == [(0, 1)]
+    assert merges[0].std_ratio == 0.0 and merges[0].copresence == 1.0  # 10 pieces every image: the sum is constant
+    # renumbered by size: the merged part (400 members) first, then the steady part, then the rare one
+    assert result.n_clusters == 3 and result.sizes.tolist() == [400, 40, 14]
+    assert np.array_equal(result.labels, np.array([0, 0, 1, 2])[clustering.labels])
+    assert result.dropped_sizes.tolist() == [2, 1]
+
+
+def test_steady_merge_is_off_at_ratio_zero_and_respects_copresence() -> None:
+    clustering, image, area = _looks_of_one_part()
+    same, merges = merge_steady_clusters(clustering, image, area, 40, max_std_ratio=0.0, min_copresence=0.75)
+    assert merges == [] and np.array_equal(same.labels, clustering.labels)
+    assert same.sizes.tolist() == clustering.sizes.tolist()
+    # two looks that never meet in one image (variants of a product): not merged, however steady their sum
+    variants = ClusterResult(np.array([0, 1, 0, 1]), 2, np.array([2, 2]), np.zeros(0, dtype=np.int64))
+    kept, merges = merge_steady_clusters(
+        variants, np.array([0, 1, 2, 3]), np.ones(4), 4, max_std_ratio=0.8, min_copresence=0.75
+    )
+    assert merges == [] and kept.n_clusters == 2
+    # the same pair merges once co-presence is not asked for
+    _, merges = merge_steady_clusters(variants, np.array([0, 1, 2, 3]), np.ones(4), 4, 0.8, min_copresence=0.0)
+    assert [(m.into, m.merged) for m in merges] == [(0, 1)]
+
+
+def test_steady_merge_counts_images_without_components_and_keeps_dropped_labels() -> None:
+    # cluster 0 and 1 trade off in images 0-1; images 2-3 have neither, so their sum is not steady over 4 images
+    clustering = ClusterResult(np.array([0, 1, 1, 0, -1]), 2, np.array([2, 2]), np.array([1]))
+    image, area = np.array([0, 0, 1, 1, 1]), np.array([3.0, 1.0, 3.0, 1.0, 7.0])
+    _, merges = merge_steady_clusters(clustering, image, area, 2, max_std_ratio=0.8, min_copresence=0.5)
+    assert len(merges) == 1
+    result, merges = merge_steady_clusters(clustering, image, area, 4, max_std_ratio=0.8, min_copresence=0.5)
+    assert merges == [] and result.labels.tolist() == [0, 1, 1, 0, -1]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"n_images": 1}, "image_index"),
+        ({"area": np.array([1.0, -1.0, 1.0])}, "areas"),
+        ({"area": np.array([1.0, np.nan, 1.0])}, "areas"),
+        ({"max_std_ratio": -0.1}, "max_std_ratio"),
+        ({"min_copresence": 1.5}, "min_copresence"),
+        ({"area": np.ones(2)}, "shapes"),
+    ],
+)
+def test_steady_merge_rejects_bad_inputs(kwargs: dict, match: str) -> None:
+    clustering = ClusterResult(np.array([0, 1, 0]), 2, np.array([2, 1]), np.zeros(0, dtype=np.int64))
+    args = {"image_index": np.array([0, 1, 1]), "area": np.ones(3), "n_images": 2}
+    args.update({"max_std_ratio": 0.8, "min_copresence": 0.5})
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        merge_steady_clusters(clustering, **args)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("merge_max_std_ratio", -1.0), ("merge_max_std_ratio", float("inf")), ("merge_min_copresence", 2)],
+)
+def test_cluster_config_rejects_bad_merge_settings(field: str, value: float) -> None:
+    with pytest.raises(ValueError, match=field):
+        ClusterConfig(**{field: value})

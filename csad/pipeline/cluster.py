@@ -7,6 +7,7 @@ The algorithm is :mod:`csad.pseudo.cluster`.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from csad.params import build_with_kwargs
 from csad.pipeline._loop import without_timing
 from csad.pipeline.features import read_components
 from csad.pipeline.stage import StageInputs
-from csad.pseudo.cluster import ClusterConfig, alpha_min_members, cluster_components
+from csad.pseudo.cluster import ClusterConfig, alpha_min_members, cluster_components, merge_steady_clusters
 from csad.pseudo.store import read_map, write_map
 
 
@@ -41,7 +42,8 @@ def run_cluster(
 ) -> dict[str, Any]:
     """Cluster all components of a category (``cfg``: the ``cluster`` params section,
     :class:`csad.pseudo.cluster.ClusterConfig`: random projection, MeanShift at its bandwidth, clusters under alpha
-    dropped); write ``clusters.parquet`` (one row per component: its cluster, -1 = dropped), ``maps/<stem>.png``
+    dropped, clusters whose per-image areas trade off merged by :func:`csad.pseudo.cluster.merge_steady_clusters`
+    over the ``n_images`` train images); write ``clusters.parquet`` (one row per component: its cluster, -1 = dropped), ``maps/<stem>.png``
     (cluster k painted as k + 1) and ``summary.json`` into ``out_dir``; return the summary.
 
     Raises:
@@ -53,6 +55,15 @@ def run_cluster(
     min_members = alpha_min_members(n_images, config.alpha)
     bandwidth = config.bandwidth_for(features)
     result = cluster_components(features, bandwidth, min_members, config.proj_dim, config.seed, config.n_jobs)
+    keys = sorted(table["key"].unique())
+    result, merges = merge_steady_clusters(
+        result,
+        np.searchsorted(keys, table["key"].to_numpy()),
+        table["area"].to_numpy(dtype=np.float64) / table["image_area"].to_numpy(dtype=np.float64),
+        max(n_images, len(keys)),
+        config.merge_max_std_ratio,
+        config.merge_min_copresence,
+    )
     table = table.assign(cluster=result.labels)
     summary = {
         "components": len(table),
@@ -62,6 +73,7 @@ def run_cluster(
         "clusters_dropped": len(result.dropped_sizes),
         "dropped_sizes": result.dropped_sizes.tolist(),
         "min_members": min_members,
+        "steady_merges": [asdict(m) for m in merges],
     }
     if result.n_clusters == 0:
         summary["warnings"] = [f"every cluster has fewer than {min_members} members (alpha {config.alpha})"]

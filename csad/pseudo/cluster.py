@@ -35,10 +35,14 @@ class ClusterConfig:
         alpha: clusters with fewer than ``alpha`` x (number of train images) members are dropped
             (:func:`alpha_min_members`).
         n_jobs: MeanShift worker processes (speed only).
+        merge_max_std_ratio: after MeanShift, merge two kept clusters whose summed per-image area varies at most
+            this many times as much as the steadier of the two (:func:`merge_steady_clusters`); 0 = off (the paper).
+        merge_min_copresence: ... and that are both present in at least this share of the train images, in [0, 1].
 
     Raises:
         ValueError: a bandwidth that is neither ``"auto"`` nor a finite number > 0, a quantile outside (0, 1], a
-            negative ``alpha`` or ``proj_dim``, or ``n_jobs`` of 0.
+            negative ``alpha``, ``proj_dim`` or ``merge_max_std_ratio``, ``merge_min_copresence`` outside [0, 1], or
+            ``n_jobs`` of 0.
     """
 
     proj_dim: int = 512
@@ -47,6 +51,8 @@ class ClusterConfig:
     bandwidth_quantile: float = 0.1
     alpha: float = 0.5
     n_jobs: int = 1
+    merge_max_std_ratio: float = 0.0
+    merge_min_copresence: float = 0.75
 
     def __post_init__(self) -> None:
         bandwidth = self.bandwidth
@@ -59,6 +65,10 @@ class ClusterConfig:
             raise ValueError(f"alpha and proj_dim must be >= 0, got {self.alpha} and {self.proj_dim}")
         if self.n_jobs == 0:
             raise ValueError("n_jobs must be >= 1 or -1 (all cores), got 0")
+        if not 0 <= self.merge_max_std_ratio < math.inf:
+            raise ValueError(f"merge_max_std_ratio must be a finite number >= 0, got {self.merge_max_std_ratio}")
+        if not 0 <= self.merge_min_copresence <= 1:
+            raise ValueError(f"merge_min_copresence must be in [0, 1], got {self.merge_min_copresence}")
 
     def bandwidth_for(self, features: np.ndarray) -> float:
         """Return the MeanShift bandwidth for the (N, D) ``features``: the set number, or :func:`auto_bandwidth`."""
@@ -190,3 +200,116 @@ def alpha_min_members(n_images: int, alpha: float) -> int:
     if n_images < 0 or alpha < 0:
         raise ValueError(f"alpha_min_members needs n_images >= 0 and alpha >= 0, got {n_images} and {alpha}")
     return max(1, int(alpha * n_images))
+
+
+@dataclass(frozen=True)
+class SteadyMerge:
+    """One merge of :func:`merge_steady_clusters`: cluster ``merged`` joined cluster ``into`` (numbers of the
+    clustering before any merge), at this ``std_ratio`` and ``copresence``."""
+
+    into: int
+    merged: int
+    std_ratio: float
+    copresence: float
+
+
+def merge_steady_clusters(
+    clustering: ClusterResult,
+    image_index: np.ndarray,
+    area: np.ndarray,
+    n_images: int,
+    max_std_ratio: float,
+    min_copresence: float,
+) -> tuple[ClusterResult, list[SteadyMerge]]:
+    """Merge the clusters that are two looks of one part: their per-image areas trade off, so their sum is steadier
+    across the normal train images than either alone.
+
+    A part of a normal product covers about the same area in every good image (the premise of the Patch Histogram,
+    docs/method.md 4). When the descriptors of one part fall into two clusters by how it was cut out (a pushpin head
+    with or without its rim), each image holds some of the part in one cluster and the rest in the other, and the
+    per-image areas of the two clusters are strongly anti-correlated. With ``A``, ``B`` the (n_images,) summed area
+    of two kept clusters, the pair merges when ``std(A + B) <= max_std_ratio * min(std(A), std(B))`` and both are
+    present in at least ``min_copresence`` of the train images (variants of a product, e.g. one of three juices, are
+    rarely present together, so they are kept apart). Pairs are merged one at a time, the lowest ratio first (ties:
+    the lower cluster numbers), and the areas recomputed, until no pair qualifies. A rule of this project, not of the
+    paper.
+
+    Args:
+        clustering: the clustering of N components (:func:`cluster_components`: 0..K-1 kept, -1 dropped).
+        image_index: (N,) int train image (0..n_images-1) of every component.
+        area: (N,) float area of every component, in any unit shared by all images (e.g. fraction of the image).
+        n_images: number of train images; images without components count as area 0.
+        max_std_ratio: merge threshold on the ratio above; 0 turns the merge off.
+        min_copresence: share of the train images, in [0, 1], in which both clusters must be present.
+
+    Returns:
+        The merged clustering, renumbered 0..n-1 by decreasing size (ties by the lowest original number), with its
+        sizes and the ``dropped_sizes`` of ``clustering``, and the merges in the order made.
+
+    Raises:
+        ValueError: arrays of different lengths, an image index outside 0..n_images-1, a negative or
+            non-finite area, ``max_std_ratio < 0`` or ``min_copresence`` outside [0, 1].
+
+    >>> labels = np.array([0, 1, 0, 1, 0, 1, 2, 2, 2])
+    >>> clustering = ClusterResult(labels, 3, np.array([3, 3, 3]), np.zeros(0, dtype=np.int64))
+    >>> image = np.array([0, 0, 1, 1, 2, 2, 0, 1, 2])
+    >>> area = np.array([3.0, 1.0, 1.0, 3.0, 2.0, 2.0, 1.0, 2.0, 3.0])
+    >>> result, merges = merge_steady_clusters(clustering, image, area, 3, max_std_ratio=0.8, min_copresence=0.75)
+    >>> result.labels.tolist(), [(m.into, m.merged, m.std_ratio) for m in merges]
+    ([0, 0, 0, 0, 0, 0, 1, 1, 1], [(0, 1, 0.0)])
+    """
+    labels = np.asarray(clustering.labels, dtype=np.int64)
+    image_index = np.asarray(image_index, dtype=np.int64)
+    area = np.asarray(area, dtype=np.float64)
+    if not labels.shape == image_index.shape == area.shape or labels.ndim != 1:
+        raise ValueError(
+            f"merge_steady_clusters needs (N,) labels, image_index and area, got shapes {labels.shape}, "
+            f"{image_index.shape} and {area.shape}"
+        )
+    if image_index.size and (image_index.min() < 0 or image_index.max() >= n_images):
+        raise ValueError(f"merge_steady_clusters: image_index must be in 0..{n_images - 1}")
+    if not np.all(np.isfinite(area)) or (area.size and area.min() < 0):
+        raise ValueError("merge_steady_clusters: areas must be finite and >= 0")
+    if max_std_ratio < 0 or not 0 <= min_copresence <= 1:
+        raise ValueError(
+            f"merge_steady_clusters needs max_std_ratio >= 0 and min_copresence in [0, 1], got {max_std_ratio} "
+            f"and {min_copresence}"
+        )
+    n_clusters = int(labels.max(initial=-1)) + 1
+    table = np.zeros((n_images, n_clusters))
+    kept = labels >= 0
+    np.add.at(table, (image_index[kept], labels[kept]), area[kept])
+    group = np.arange(n_clusters)  # original cluster -> the original cluster it was merged into
+    alive = list(range(n_clusters))
+    merges: list[SteadyMerge] = []
+    while max_std_ratio > 0 and len(alive) > 1:
+        best: tuple[float, int, int, float] | None = None
+        for i, a in enumerate(alive):
+            for b in alive[i + 1 :]:
+                low = min(table[:, a].std(), table[:, b].std())
+                copresence = float(np.mean((table[:, a] > 0) & (table[:, b] > 0)))
+                if low <= 0 or copresence < min_copresence:
+                    continue
+                ratio = float((table[:, a] + table[:, b]).std() / low)
+                if ratio <= max_std_ratio and (best is None or ratio < best[0]):
+                    best = (ratio, a, b, copresence)
+        if best is None:
+            break
+        ratio, a, b, copresence = best
+        table[:, a] += table[:, b]
+        alive.remove(b)
+        group[group == b] = a
+        merges.append(SteadyMerge(into=a, merged=b, std_ratio=round(ratio, 6), copresence=round(copresence, 6)))
+    merged = np.where(kept, group[np.maximum(labels, 0)], -1)
+    sizes = np.bincount(merged[kept], minlength=n_clusters)
+    order = sorted(alive, key=lambda c: (-sizes[c], c))
+    lut = np.full(max(n_clusters, 1), -1, dtype=np.int64)
+    lut[order] = np.arange(len(order))
+    new_labels = np.where(kept, lut[np.maximum(merged, 0)], -1)
+    result = ClusterResult(
+        labels=new_labels.astype(np.int64),
+        n_clusters=len(order),
+        sizes=sizes[order].astype(np.int64),
+        dropped_sizes=np.asarray(clustering.dropped_sizes, dtype=np.int64),
+    )
+    return result, merges
