@@ -20,7 +20,8 @@ from csad.params import build_with_kwargs
 from csad.pipeline._loop import without_timing
 from csad.pipeline.features import read_components
 from csad.pipeline.stage import StageInputs
-from csad.pseudo.cluster import ClusterConfig, alpha_min_members, cluster_components
+from csad.pseudo.cluster import alpha_min_members, cluster_components
+from csad.pseudo.cluster_config import ClusterConfig
 from csad.pseudo.store import read_map, write_map
 
 
@@ -40,8 +41,8 @@ def run_cluster(
     components_dir: Path, refined_dir: Path, cfg: Mapping[str, Any], n_images: int, out_dir: Path
 ) -> dict[str, Any]:
     """Cluster all components of a category (``cfg``: the ``cluster`` params section,
-    :class:`csad.pseudo.cluster.ClusterConfig`: random projection, MeanShift at its bandwidth, clusters under alpha
-    dropped); write ``clusters.parquet`` (one row per component: its cluster, -1 = dropped), ``maps/<stem>.png``
+    :class:`csad.pseudo.cluster_config.ClusterConfig`: random projection, MeanShift at its bandwidth, clusters under
+    alpha dropped); write ``clusters.parquet`` (one row per component: its cluster, -1 = dropped), ``maps/<stem>.png``
     (cluster k painted as k + 1) and ``summary.json`` into ``out_dir``; return the summary.
 
     Raises:

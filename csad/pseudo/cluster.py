@@ -21,50 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.cluster import MeanShift
 
-
-@dataclass(frozen=True)
-class ClusterConfig:
-    """The ``cluster`` params section (one category's values); defaults are the paper's (docs/method.md 2.5).
-
-    Attributes:
-        proj_dim: seeded random projection N(0, 0.01^2) to this dimension before MeanShift; 0 = off.
-        seed: seed of the projection and of the bandwidth estimate.
-        bandwidth: MeanShift bandwidth in the (projected) descriptor units, or ``"auto"``: :func:`auto_bandwidth` of
-            this category's components at ``bandwidth_quantile``.
-        bandwidth_quantile: quantile of ``"auto"``, in (0, 1].
-        alpha: clusters with fewer than ``alpha`` x (number of train images) members are dropped
-            (:func:`alpha_min_members`).
-        n_jobs: MeanShift worker processes (speed only).
-
-    Raises:
-        ValueError: a bandwidth that is neither ``"auto"`` nor a finite number > 0, a quantile outside (0, 1], a
-            negative ``alpha`` or ``proj_dim``, or ``n_jobs`` of 0.
-    """
-
-    proj_dim: int = 512
-    seed: int = 0
-    bandwidth: float | str = 3.5
-    bandwidth_quantile: float = 0.1
-    alpha: float = 0.5
-    n_jobs: int = 1
-
-    def __post_init__(self) -> None:
-        bandwidth = self.bandwidth
-        numeric = isinstance(bandwidth, (int, float)) and not isinstance(bandwidth, bool)
-        if bandwidth != "auto" and not (numeric and 0 < bandwidth < math.inf):
-            raise ValueError(f"bandwidth must be a finite number > 0 or 'auto', got {bandwidth!r}")
-        if not 0 < self.bandwidth_quantile <= 1:
-            raise ValueError(f"bandwidth_quantile must be in (0, 1], got {self.bandwidth_quantile}")
-        if self.alpha < 0 or self.proj_dim < 0:
-            raise ValueError(f"alpha and proj_dim must be >= 0, got {self.alpha} and {self.proj_dim}")
-        if self.n_jobs == 0:
-            raise ValueError("n_jobs must be >= 1 or -1 (all cores), got 0")
-
-    def bandwidth_for(self, features: np.ndarray) -> float:
-        """Return the MeanShift bandwidth for the (N, D) ``features``: the set number, or :func:`auto_bandwidth`."""
-        if self.bandwidth == "auto":
-            return auto_bandwidth(features, self.bandwidth_quantile, self.proj_dim, self.seed)
-        return float(self.bandwidth)
+from csad.pseudo.cluster_config import ClusterConfig as ClusterConfig  # re-export
 
 
 @dataclass
