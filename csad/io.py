@@ -34,7 +34,6 @@ from collections.abc import Iterable, Iterator, MutableMapping
 from pathlib import Path
 from typing import Any, Literal
 
-import cv2
 import numpy as np
 
 
@@ -267,6 +266,8 @@ def read_json(path: Path | str) -> Any:
 
 def write_png(path: Path | str, array: np.ndarray) -> None:
     """Write an RGB (H, W, 3) or single-channel (H, W) uint8/uint16 array as PNG, atomically."""
+    import cv2  # here, not at the top: the settings stage imports this module and needs no OpenCV
+
     array = np.asarray(array)
     if array.ndim == 3:
         array = cv2.cvtColor(array, cv2.COLOR_RGB2BGR)
@@ -278,6 +279,8 @@ def write_png(path: Path | str, array: np.ndarray) -> None:
 
 def read_label_png(path: Path | str) -> np.ndarray:
     """Return a single-channel label/instance PNG as a 2-D integer array (uint8 or uint16), unchanged."""
+    import cv2
+
     arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if arr is None:
         raise ValueError(f"cannot read label image {path}: missing or not an image")

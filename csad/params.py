@@ -314,7 +314,7 @@ def check_types(factory: Any, kwargs: dict[str, Any], param: str) -> None:
     ``factory``. This turns a number that arrives as a string (``"1e-05"``) into one line naming the key instead
     of a traceback from deep inside an optimizer.
 
-    >>> from csad.seg.train import SegTrainConfig
+    >>> from csad.seg.config import SegTrainConfig
     >>> check_types(SegTrainConfig, {"lr": "1e-05"}, "segment.train")
     Traceback (most recent call last):
     ...

@@ -8,8 +8,10 @@ features, cluster, filter, train_seg, train_lgst, score): that stage's params se
 overrides merged in, without the other categories' overrides, unused backends and speed-only knobs
 (:mod:`csad.settings`). The other stages depend on their file, not on params sections, so DVC reruns exactly the
 stages whose values changed. First it checks every typed-config section, overrides included, against its dataclass
-(:func:`csad.pipeline.settings.check_configs`). This stage depends on every section and on every config's module;
-it takes about ten seconds, most of it importing torch.
+(:func:`csad.pipeline.settings.check_configs`). This stage depends on every section and on every config's module.
+The configs live in modules that import no torch, OpenCV or scikit-learn (``csad/models/spec.py``,
+``csad/pseudo/*_config.py``, ``csad/seg/config.py``, ``csad/lgst/config.py``, ``csad/detector/settings.py``), so it
+takes about half a second (``tests/test_light_imports.py`` checks that a run imports none of them).
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 
 def _settings_accept(cwd: Path, category: str) -> bool:
     """Return whether the settings stage accepts ``cwd``'s params.yaml for ``category``; then it has written its
-    files. Its code runs in this process: the stage's own process would spend ten seconds importing torch."""
+    files. Its code runs in this process, which saves starting one more (about half a second)."""
     try:
         with contextlib.chdir(cwd):
             settings.run(load_params("params.yaml"), category, "params.yaml")

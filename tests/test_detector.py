@@ -11,19 +11,20 @@ import numpy as np
 import pytest
 import torch
 
-from csad.detector.build import DetectorSettings, build_detector
+from csad.detector.build import build_detector
 from csad.detector.export import export_onnx
 from csad.detector.model import CsadDetector, DetectorConfig
 from csad.detector.overlay import overlay_picture
 from csad.detector.predict import OnnxRunner, TorchRunner, iter_predictions, open_runner, preprocess
+from csad.detector.settings import DetectorSettings
 from csad.errors import CheckpointError, CsadError
 from csad.io import numpy_to_tensors, save_checkpoint
 from csad.lgst.checkpoint import save_lgst
 from csad.lgst.config import LgstConfig
 from csad.lgst.maps import MapNormalizer, lgst_scores
-from csad.models.backbone import BackboneSpec
 from csad.models.lgst import build_lgst_model
 from csad.models.segmenter import ComponentSegmenter, predict_labels
+from csad.models.spec import BackboneSpec
 from csad.scoring.patch_hist import PatchHistogramScorer, TrimmedNormalizer
 
 SIZE = 64

@@ -26,8 +26,9 @@ import numpy as np
 import pytest
 import torch
 
-from csad.detector.build import DetectorSettings, assemble_detector
+from csad.detector.build import assemble_detector
 from csad.detector.model import CsadDetector
+from csad.detector.settings import DetectorSettings
 from csad.errors import ParamsError
 from csad.io import numpy_to_tensors, save_checkpoint
 from csad.lgst.checkpoint import load_lgst, save_lgst
@@ -35,16 +36,19 @@ from csad.lgst.config import LgstConfig, config_from_params
 from csad.lgst.data import color_jitter
 from csad.lgst.losses import LgstBatch, lgst_losses
 from csad.lgst.maps import MapNormalizer
-from csad.models.backbone import BackboneSpec, FeatureExtractor, build_backbone
+from csad.models.backbone import FeatureExtractor, build_backbone
 from csad.models.lgst import TEACHER_STRIDES, LgstModel
 from csad.models.segmenter import SEGMENTER_STRIDES, ComponentSegmenter
+from csad.models.spec import BackboneSpec
 from csad.params import build_with_kwargs, load_params
 from csad.pipeline.train_seg import segment_config
-from csad.pseudo.features import ComponentFeatureConfig, build_feature_backbone
+from csad.pseudo.features import build_feature_backbone
+from csad.pseudo.features_config import ComponentFeatureConfig
 from csad.scoring.patch_hist import PatchHistogramScorer
 from csad.seg import losses as seg_losses
 from csad.seg.checkpoint import load_segmenter
-from csad.seg.train import SegTrainConfig, build_segmenter
+from csad.seg.config import SegTrainConfig
+from csad.seg.train import build_segmenter
 from csad.settings import stage_config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

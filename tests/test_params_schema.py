@@ -13,8 +13,8 @@ import pytest
 from csad.errors import ParamsError
 from csad.params import CONFIG, NOT_A_PARAM, OVERRIDES, SCHEMA, ConfigSchema, check, load_params, schema_of
 from csad.pipeline.settings import SECTION_CONFIGS, check_configs, config_paths
-from csad.pseudo.histfilter import FilterConfig
-from csad.pseudo.refine import RefineConfig
+from csad.pseudo.histfilter_config import FilterConfig
+from csad.pseudo.refine_config import RefineConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PROFILES = ("params.yaml", "params/paper.yaml")

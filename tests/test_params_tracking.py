@@ -65,7 +65,7 @@ def test_a_number_given_as_a_string_is_one_line_naming_the_key() -> None:
 
 
 def test_every_backbone_has_one_params_shape() -> None:
-    from csad.models.backbone import BackboneSpec
+    from csad.models.spec import BackboneSpec
 
     params = load_params(REPO_ROOT / "params.yaml")
     for section, value in (

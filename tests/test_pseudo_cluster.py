@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 from csad.pseudo.cluster import (
-    ClusterConfig,
     ClusterResult,
     alpha_min_members,
     cluster_components,
     merge_steady_clusters,
     random_projection,
 )
+from csad.pseudo.cluster_config import ClusterConfig
 
 
 def blobs(
@@ -222,3 +222,12 @@ def test_steady_merge_rejects_bad_inputs(kwargs: dict, match: str) -> None:
 def test_cluster_config_rejects_bad_merge_settings(field: str, value: float) -> None:
     with pytest.raises(ValueError, match=field):
         ClusterConfig(**{field: value})
+
+
+def test_steady_merge_of_an_empty_or_all_dropped_clustering() -> None:
+    empty = ClusterResult(np.zeros(0, dtype=np.int64), 0, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+    result, merges = merge_steady_clusters(empty, np.zeros(0, dtype=np.int64), np.zeros(0), 0, 0.8, 0.75)
+    assert result.n_clusters == 0 and result.labels.size == 0 and merges == []
+    dropped = ClusterResult(np.array([-1, -1]), 0, np.zeros(0, dtype=np.int64), np.array([2]))
+    result, merges = merge_steady_clusters(dropped, np.array([0, 1]), np.ones(2), 2, 0.8, 0.75)
+    assert result.labels.tolist() == [-1, -1] and result.n_clusters == 0 and result.dropped_sizes.tolist() == [2]

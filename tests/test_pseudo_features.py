@@ -13,7 +13,6 @@ import torch
 from csad.models.backbone import build_backbone
 from csad.pseudo.features import (
     RECORD_KEYS,
-    ComponentFeatureConfig,
     align_component,
     build_feature_backbone,
     cnn_descriptors,
@@ -23,6 +22,7 @@ from csad.pseudo.features import (
     handcrafted_descriptors,
     rotation_angles,
 )
+from csad.pseudo.features_config import ComponentFeatureConfig
 
 SIZE = 160
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from csad.seg.lsa import LSAConfig, candidate_components, logical_synthetic_anomaly
+from csad.seg.config import LSAConfig
+from csad.seg.lsa import candidate_components, logical_synthetic_anomaly
 
 SIZE = 64
 COLORS = {1: (250, 0, 0), 2: (0, 250, 0), 3: (0, 0, 250)}

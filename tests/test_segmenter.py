@@ -11,12 +11,12 @@ import pytest
 import torch
 
 from csad.imaging import to_input
-from csad.models.backbone import BackboneSpec
 from csad.models.segmenter import ComponentSegmenter, DeepLabV3PlusDecoder, predict_labels
+from csad.models.spec import BackboneSpec
 from csad.seg import losses
-from csad.seg.data import AugmentConfig, fill_holes, prepare_data
-from csad.seg.lsa import LSAConfig
-from csad.seg.train import LossWeights, SegTrainConfig, epoch_batches, train_segmenter
+from csad.seg.config import AugmentConfig, LossWeights, LSAConfig, SegTrainConfig
+from csad.seg.data import fill_holes, prepare_data
+from csad.seg.train import epoch_batches, train_segmenter
 
 PAPER = {"in_low": 256, "in_high": 1024, "aspp_channels": 256, "decoder_channels": 256, "reduce_channels": 48}
 CPU = {"in_low": 64, "in_high": 256, "aspp_channels": 64, "decoder_channels": 128, "reduce_channels": 48}

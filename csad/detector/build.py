@@ -19,15 +19,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from csad.detector.model import BRANCHES, CsadDetector, DetectorConfig
+from csad.detector.model import CsadDetector, DetectorConfig
 from csad.detector.predict import TorchRunner, run_batches
+from csad.detector.settings import BRANCHES, DetectorSettings
 from csad.errors import CsadError
 from csad.lgst.checkpoint import load_lgst
 from csad.normalize import safe_spread
@@ -35,35 +35,6 @@ from csad.scoring.patch_hist import TrimmedNormalizer, grid_key
 from csad.seg.checkpoint import load_segmenter
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class DetectorSettings:
-    """The ``detector`` params section (one category's values).
-
-    Attributes:
-        weights: fusion weight per branch (``patch_hist``, ``lgst``); the paper sums them (1, 1).
-        lower: trimmed normalisation of the branch scores: lower quantile of the kept validation scores.
-        upper: upper quantile of the kept validation scores.
-        threshold_quantile: the decision threshold is this quantile of the fused validation/good scores.
-        batch_size: images per forward pass while fitting.
-    """
-
-    weights: dict[str, float] = field(default_factory=lambda: {"patch_hist": 1.0, "lgst": 1.0})
-    lower: float = 0.2
-    upper: float = 0.8
-    threshold_quantile: float = 0.99
-    batch_size: int = 8
-
-    def __post_init__(self) -> None:
-        if set(self.weights) != set(BRANCHES):
-            raise ValueError(f"weights must have exactly the keys {list(BRANCHES)}, got {sorted(self.weights)}")
-        if not 0.0 <= self.lower < self.upper <= 1.0:
-            raise ValueError(f"need 0 <= lower < upper <= 1, got {self.lower}, {self.upper}")
-        if not 0.0 < self.threshold_quantile <= 1.0:
-            raise ValueError(f"threshold_quantile must be in (0, 1], got {self.threshold_quantile}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
 
 
 def _same_tensors(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor]) -> bool:

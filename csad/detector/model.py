@@ -43,6 +43,7 @@ import timm
 import torch
 from torch import nn
 
+from csad.detector.settings import BRANCHES
 from csad.errors import CheckpointError, CsadError
 from csad.io import load_checkpoint, save_checkpoint
 from csad.models.backbone import FeatureExtractor
@@ -54,8 +55,6 @@ from csad.scoring.patch_hist import Grid, cell_matrices, grid_key, histograms_to
 
 #: Format tag of ``detector.pt``.
 DETECTOR_FORMAT = "csad-detector-1"
-#: Branch names, in the order of :attr:`CsadDetector.fusion_stats` rows.
-BRANCHES: tuple[str, str] = ("patch_hist", "lgst")
 
 
 class DetectorOutput(NamedTuple):

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from csad.data.loco import ANOMALY_TYPES
-from csad.detector.model import BRANCHES
+from csad.detector.settings import BRANCHES
 from csad.eval.auroc import image_auroc
 from csad.io import REASON_SUFFIX, round_metrics, set_undefined
 

@@ -17,8 +17,8 @@ from csad.errors import CheckpointError, CsadError
 from csad.io import load_checkpoint, save_checkpoint
 from csad.lgst.config import LgstConfig
 from csad.lgst.maps import MapNormalizer
-from csad.models.backbone import BackboneSpec
 from csad.models.lgst import LgstModel
+from csad.models.spec import BackboneSpec
 from csad.runtime import check_device, resolve_device
 
 #: Checkpoint format tag.

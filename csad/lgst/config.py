@@ -3,19 +3,22 @@ docs/evaluation.md 2).
 
 :class:`LgstConfig` fixes the whole training schedule in advance (no selection on the test set, docs/method.md 9.15),
 the seed and the map-normalisation quantiles; its defaults are the paper's (released code) values.
-:func:`config_from_params` reads it, with the teacher's :class:`~csad.models.backbone.BackboneSpec`, from the ``lgst``
-params section.
+:func:`config_from_params` reads it, with the teacher's :class:`~csad.models.spec.BackboneSpec`, from the ``lgst``
+params section. This module imports no torch (the ``settings`` stage checks the params with it,
+:mod:`csad.pipeline.settings`); :meth:`LgstConfig.build_model` imports the networks when called.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from csad.models.backbone import BackboneSpec
-from csad.models.lgst import LgstModel, build_lgst_model
+from csad.models.spec import BackboneSpec
 from csad.params import NOT_A_PARAM, build_with_kwargs
+
+if TYPE_CHECKING:
+    from csad.models.lgst import LgstModel
 
 #: torch.quantile refuses inputs with more elements than this.
 QUANTILE_MAX_ELEMENTS = 2**24
@@ -84,6 +87,8 @@ class LgstConfig:
     def build_model(self, spec: BackboneSpec) -> LgstModel:
         """Return a fresh :class:`LgstModel` of this config's sizes (on CPU) with the frozen backbone of ``spec``;
         the projection and the networks are drawn from ``seed`` (:func:`csad.models.lgst.build_lgst_model`)."""
+        from csad.models.lgst import build_lgst_model
+
         return build_lgst_model(
             spec, self.image_size, self.feat_size, self.channels, self.student_widths, self.ae_base_dim, self.seed
         )

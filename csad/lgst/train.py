@@ -28,8 +28,8 @@ from csad.imaging import model_input
 from csad.lgst.config import LgstConfig
 from csad.lgst.data import PenaltyImages, _batch_indices, color_jitter
 from csad.lgst.losses import LOSS_NAMES, LgstBatch, lgst_losses, teacher_statistics
-from csad.models.backbone import BackboneSpec
 from csad.models.lgst import LgstModel
+from csad.models.spec import BackboneSpec
 from csad.runtime import resolve_device
 
 log = logging.getLogger(__name__)

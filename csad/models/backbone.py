@@ -35,10 +35,9 @@ import importlib
 import logging
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
 
 import timm
 import torch
@@ -46,7 +45,7 @@ import torchvision
 from torch import nn
 
 from csad.errors import CheckpointError, ParamsError
-from csad.params import NOT_A_PARAM, build_with_kwargs
+from csad.models.spec import BackboneSpec as BackboneSpec  # re-export
 
 log = logging.getLogger(__name__)
 
@@ -253,48 +252,6 @@ def build_backbone(
     if not strides:
         raise ValueError("build_backbone needs at least one stride")
     return FeatureExtractor(build_model(name, weights, param, seed), name, strides)
-
-
-@dataclass(frozen=True)
-class BackboneSpec:
-    """Which frozen backbone a network uses: the one params shape ``backbone: {name, weights, seed}`` of every
-    section that runs a CNN (``ground.pretrained``, ``features``, ``segment``, ``lgst``), as :func:`build_backbone`'s
-    arguments. The strides are the consumer's, given to :meth:`build`.
-
-    Fields:
-        name: one of :data:`BACKBONES`.
-        weights: ``"bundled"``, a checkpoint path, ``"download"`` or ``"none"`` (module docstring).
-        seed: torch seed of a random initialisation (``weights: none`` only).
-        param: the params key of ``weights``, named in error messages (not a params key itself).
-    """
-
-    name: str = "wide_resnet50_2"
-    weights: str = "none"
-    seed: int = 0
-    param: str = field(default="backbone.weights", metadata=NOT_A_PARAM)
-
-    @classmethod
-    def from_params(cls, value: Any, section: str) -> BackboneSpec:
-        """Return the spec of the params mapping ``value`` found at ``<section>.backbone`` (keys name, weights and,
-        optionally, seed).
-
-        Raises:
-            ParamsError: ``value`` is not a mapping, lacks ``name`` or ``weights``, has another key (with the
-                closest known one) or a value of the wrong type; every message names ``<section>.backbone.<key>``.
-        """
-        key = f"{section}.backbone"
-        if not isinstance(value, Mapping):
-            raise ParamsError(f"params.yaml: {key} must be a mapping with name, weights and seed, got {value!r}")
-        missing = [k for k in ("name", "weights") if k not in value]
-        if missing:
-            raise ParamsError(f"params.yaml: {key} lacks {', '.join(missing)}")
-        if "param" in value:
-            raise ParamsError(f"params.yaml: unknown key {key}.param; known: name, weights, seed")
-        return build_with_kwargs(cls, {**value, "param": f"{key}.weights"}, key)
-
-    def build(self, strides: Sequence[int]) -> FeatureExtractor:
-        """Return the frozen :class:`FeatureExtractor` of this spec at ``strides`` (:func:`build_backbone`)."""
-        return build_backbone(self.name, self.weights, strides, param=self.param, seed=self.seed)
 
 
 def bundled_state_dict(name: str, param: str = "backbone.weights") -> dict[str, torch.Tensor]:

@@ -28,8 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from csad.models.backbone import BackboneSpec, FeatureExtractor, feature_channels
+from csad.models.backbone import FeatureExtractor, feature_channels
 from csad.models.ops import resize_bilinear
+from csad.models.spec import BackboneSpec
 from csad.normalize import safe_spread_tensor
 
 log = logging.getLogger(__name__)

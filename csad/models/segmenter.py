@@ -30,11 +30,10 @@ from torch import nn
 from csad.imaging import model_input
 from csad.models.backbone import FeatureExtractor, build_backbone, feature_channels
 from csad.models.ops import resize_bilinear
+from csad.models.spec import RELEASED_BN_MOMENTUM
 
 #: Encoder strides the segmenter reads: low-level (stride 4) and high-level (stride 16) features.
 SEGMENTER_STRIDES: tuple[int, int] = (4, 16)
-#: BatchNorm momentum of the released decoder (PyTorch semantics: running stats ~ the last batch's stats).
-RELEASED_BN_MOMENTUM = 0.999
 
 
 class ConvBnReLU(nn.Sequential):

@@ -21,7 +21,8 @@ from csad.params import build_with_kwargs
 from csad.pipeline._loop import without_timing
 from csad.pipeline.features import read_components
 from csad.pipeline.stage import StageInputs
-from csad.pseudo.cluster import ClusterConfig, alpha_min_members, cluster_components, merge_steady_clusters
+from csad.pseudo.cluster import alpha_min_members, cluster_components, merge_steady_clusters
+from csad.pseudo.cluster_config import ClusterConfig
 from csad.pseudo.store import read_map, write_map
 
 
@@ -41,10 +42,11 @@ def run_cluster(
     components_dir: Path, refined_dir: Path, cfg: Mapping[str, Any], n_images: int, out_dir: Path
 ) -> dict[str, Any]:
     """Cluster all components of a category (``cfg``: the ``cluster`` params section,
-    :class:`csad.pseudo.cluster.ClusterConfig`: random projection, MeanShift at its bandwidth, clusters under alpha
-    dropped, clusters whose per-image areas trade off merged by :func:`csad.pseudo.cluster.merge_steady_clusters`
-    over the ``n_images`` train images); write ``clusters.parquet`` (one row per component: its cluster, -1 = dropped), ``maps/<stem>.png``
-    (cluster k painted as k + 1) and ``summary.json`` into ``out_dir``; return the summary.
+    :class:`csad.pseudo.cluster_config.ClusterConfig`: random projection, MeanShift at its bandwidth, clusters under
+    alpha dropped, then clusters whose per-image areas trade off over the ``n_images`` train images merged by
+    :func:`csad.pseudo.cluster.merge_steady_clusters`); write ``clusters.parquet`` (one row per component: its
+    cluster, -1 = dropped), ``maps/<stem>.png`` (cluster k painted as k + 1) and ``summary.json`` (with the
+    ``steady_merges`` made) into ``out_dir``; return the summary.
 
     Raises:
         ParamsError: an unknown key or a bad value in ``cfg`` (e.g. a bandwidth neither ``"auto"`` nor > 0).

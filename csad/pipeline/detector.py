@@ -13,7 +13,8 @@ from typing import Any
 
 from csad.artifacts import stage_metrics, stage_output
 from csad.data.loco import read_image
-from csad.detector.build import DetectorSettings, build_detector
+from csad.detector.build import build_detector
+from csad.detector.settings import DetectorSettings
 from csad.io import round_metrics, write_json
 from csad.params import build_with_kwargs
 from csad.pipeline.stage import StageInputs

@@ -21,7 +21,8 @@ from csad.io import atomic_dir, write_json
 from csad.params import build_with_kwargs
 from csad.pipeline._loop import without_timing
 from csad.pipeline.stage import StageInputs, write_timing
-from csad.pseudo.features import ComponentFeatureConfig, build_feature_backbone, extract_features_batch, feature_dim
+from csad.pseudo.features import build_feature_backbone, extract_features_batch, feature_dim
+from csad.pseudo.features_config import ComponentFeatureConfig
 from csad.pseudo.store import read_map
 
 

@@ -27,13 +27,8 @@ from csad.params import build_with_kwargs
 from csad.pipeline._loop import without_timing
 from csad.pipeline.features import read_components
 from csad.pipeline.stage import StageInputs
-from csad.pseudo.histfilter import (
-    FilterConfig,
-    class_area_histograms,
-    filter_histograms,
-    label_consistency,
-    remap_labels,
-)
+from csad.pseudo.histfilter import class_area_histograms, filter_histograms, label_consistency, remap_labels
+from csad.pseudo.histfilter_config import FilterConfig
 from csad.pseudo.quality import pseudo_label_grid, pseudo_label_quality
 from csad.pseudo.store import read_map, write_map
 
@@ -69,7 +64,7 @@ def run_filter(
     records: Sequence[ImageRecord], components_dir: Path, clusters_dir: Path, cfg: Mapping[str, Any], out_dir: Path
 ) -> dict[str, Any]:
     """Filter unreliable pseudo-label maps by their class-area histograms (HDBSCAN + top-ratio rule; ``cfg``: the
-    ``filter`` params section, :class:`csad.pseudo.histfilter.FilterConfig`), prune small classes and remap to
+    ``filter`` params section, :class:`csad.pseudo.histfilter_config.FilterConfig`), prune small classes and remap to
     1..K; write ``labels/<stem>.png``, ``labeled.parquet``, ``histograms.parquet``, ``classes.json`` and
     ``summary.json`` into ``out_dir``; return the summary.
 

@@ -19,7 +19,8 @@ from csad.params import build_with_kwargs
 from csad.pipeline._loop import loop_summary, timed_loop, without_timing
 from csad.pipeline.stage import StageInputs, write_timing
 from csad.pseudo.masks import relabel_sequential
-from csad.pseudo.refine import RefineConfig, refine_instances
+from csad.pseudo.refine import refine_instances
+from csad.pseudo.refine_config import RefineConfig
 from csad.pseudo.store import read_map, read_mask, write_map
 
 
@@ -41,7 +42,7 @@ def run_refine(
     records: Sequence[ImageRecord], grounding_dir: Path, proposals_dir: Path, cfg: Mapping[str, Any], out_dir: Path
 ) -> dict[str, Any]:
     """Refine every image's proposals with its grounding (``cfg``: the ``refine`` params section,
-    :class:`csad.pseudo.refine.RefineConfig`); write ``<stem>.png`` instance maps and ``summary.json`` into
+    :class:`csad.pseudo.refine_config.RefineConfig`); write ``<stem>.png`` instance maps and ``summary.json`` into
     ``out_dir``; return the summary.
 
     Raises:

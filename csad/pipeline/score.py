@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from csad.artifacts import stage_metrics, stage_output
 from csad.data.loco import LocoCategory
 from csad.detector.model import CsadDetector
 from csad.detector.predict import TorchRunner, iter_predictions
+from csad.detector.settings import ScoreSettings
 from csad.eval.evaluate import evaluate_maps
 from csad.eval.maps import anomaly_map_path, write_anomaly_map
 from csad.eval.metrics import category_metrics, no_test_metrics, verdict_metrics
@@ -28,24 +28,6 @@ from csad.io import atomic_dir, write_json
 from csad.params import build_with_kwargs
 from csad.pipeline.stage import StageInputs
 from csad.pseudo.store import write_map
-
-
-@dataclass(frozen=True)
-class ScoreSettings:
-    """The ``score`` params section.
-
-    Attributes:
-        batch_size: images per forward pass of the detector (speed and memory).
-
-    Raises:
-        ValueError: ``batch_size`` below 1.
-    """
-
-    batch_size: int = 16
-
-    def __post_init__(self) -> None:
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
 
 
 def run(inputs: StageInputs) -> dict[str, Any]:

@@ -12,6 +12,11 @@ the pipeline.
 Writes ``data/settings/<category>/<stage>.json`` for every stage of :data:`csad.settings.STAGE_SECTIONS`
 (:func:`csad.settings.tracked_settings`). The other stages depend on their file, not on params sections, so DVC
 reruns exactly the stages whose values changed.
+
+The stage runs first for every category, so it stays cheap: every dataclass here comes from a module that imports
+no torch, OpenCV or scikit-learn (``csad/models/spec.py``, ``csad/pseudo/<module>_config.py``, ``csad/seg/config.py``,
+``csad/lgst/config.py``, ``csad/detector/settings.py``), and this module imports in a fraction of a second
+(``tests/test_light_imports.py``).
 """
 
 from __future__ import annotations
@@ -20,20 +25,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from csad.detector.build import DetectorSettings
+from csad.detector.settings import DetectorSettings, ScoreSettings
 from csad.errors import ParamsError
 from csad.io import write_json
 from csad.lgst.config import LgstConfig, config_from_params
-from csad.models.backbone import BackboneSpec
+from csad.models.spec import BackboneSpec
 from csad.params import CONFIG, OVERRIDES, SCHEMA, ConfigSchema, Schema, build_with_kwargs, check, resolve, schema_of
-from csad.pipeline.score import ScoreSettings
 from csad.pipeline.stage import settings_path
-from csad.pseudo.cluster import ClusterConfig
-from csad.pseudo.features import ComponentFeatureConfig
-from csad.pseudo.histfilter import FilterConfig
-from csad.pseudo.refine import RefineConfig
-from csad.pseudo.regions import PartSegmentation
-from csad.seg.train import SegTrainConfig
+from csad.pseudo.cluster_config import ClusterConfig
+from csad.pseudo.features_config import ComponentFeatureConfig
+from csad.pseudo.histfilter_config import FilterConfig
+from csad.pseudo.refine_config import RefineConfig
+from csad.pseudo.regions_config import PartSegmentation
+from csad.seg.config import SegTrainConfig
 from csad.settings import STAGE_SECTIONS, tracked_settings
 
 

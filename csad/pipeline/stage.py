@@ -12,14 +12,16 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from csad.artifacts import SETTINGS_DIR, timing_file
-from csad.data.loco import LocoCategory
 from csad.errors import CsadError, ParamsError
 from csad.io import read_json
 from csad.params import load_params
 from csad.settings import stage_config, tracked_settings
+
+if TYPE_CHECKING:
+    from csad.data.loco import LocoCategory
 
 
 def run_stage(main: Callable[[list[str] | None], None], argv: list[str] | None = None) -> None:
@@ -92,6 +94,8 @@ def load_stage(argv: list[str] | None, doc: str | None, stage: str) -> StageInpu
         raise ParamsError(
             f"{path} does not match {args.params}: run `dvc repro settings@{args.category}` first (dvc repro does)"
         )
+    from csad.data.loco import LocoCategory  # here: the settings stage imports this module and opens no dataset
+
     category = LocoCategory.open(params["dataset"]["root"], args.category)
     return StageInputs(args, params, category, stage_config(params, stage, args.category))
 

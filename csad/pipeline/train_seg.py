@@ -24,16 +24,17 @@ from csad.artifacts import category_metrics_dir, stage_metrics, stage_output
 from csad.data.loco import LocoCategory, read_image
 from csad.errors import CsadError, ParamsError
 from csad.io import numpy_to_tensors, read_json, save_checkpoint, write_json
-from csad.models.backbone import BackboneSpec
 from csad.models.segmenter import predict_labels
+from csad.models.spec import BackboneSpec
 from csad.params import build_with_kwargs
 from csad.pipeline.stage import StageInputs
 from csad.pseudo.store import read_map, read_mask
 from csad.scoring.patch_hist import PatchHistogramScorer
 from csad.seg.checkpoint import load_segmenter
+from csad.seg.config import SegTrainConfig
 from csad.seg.data import prepare_data
 from csad.seg.quality import segmentation_quality
-from csad.seg.train import SegTrainConfig, train_segmenter
+from csad.seg.train import train_segmenter
 
 
 def run(inputs: StageInputs) -> dict[str, Any]:

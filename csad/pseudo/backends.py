@@ -2,7 +2,7 @@
 (the ``ground`` and ``propose`` stages and ``benchmarks/pseudo_labels.py`` use it).
 
 The weight-free backends (``ground.pretrained``, ``ground.classical``, ``propose.classical``) share one part
-segmentation, the params section ``parts`` (:class:`csad.pseudo.regions.PartSegmentation`); the stage's resolved
+segmentation, the params section ``parts`` (:class:`csad.pseudo.regions_config.PartSegmentation`); the stage's resolved
 section carries it under the key ``parts`` (:func:`csad.settings.stage_config`).
 """
 
@@ -92,7 +92,7 @@ def _parts(cfg: Mapping[str, Any], section: str, source: str) -> Any:
     from dataclasses import fields
 
     from csad.params import build_with_kwargs
-    from csad.pseudo.regions import PartSegmentation
+    from csad.pseudo.regions_config import PartSegmentation
 
     backend = cfg["backend"]
     moved = sorted({f.name for f in fields(PartSegmentation)} & set(cfg[backend]))

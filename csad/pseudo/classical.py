@@ -3,7 +3,7 @@
 Both backends work at a working resolution whose long side is ``work_size`` pixels (every size knob below is in
 working pixels; label maps are scaled back to the image, by nearest neighbour when enlarging, by area vote when
 shrinking). They share one colour segmentation into **parts** (its settings: the params section ``parts``,
-:class:`csad.pseudo.regions.PartSegmentation`):
+:class:`csad.pseudo.regions_config.PartSegmentation`):
 
 1. **Superpixels**: Felzenszwalb-Huttenlocher graph segmentation (``skimage.segmentation.felzenszwalb``) with a
    small ``superpixel_scale``, so that every colour edge of the image is a superpixel boundary.
@@ -58,7 +58,6 @@ import cv2
 import numpy as np
 
 from csad.pseudo.regions import (
-    PartSegmentation,
     RegionStats,
     absorb_thin,
     compact_labels,
@@ -77,6 +76,7 @@ from csad.pseudo.regions import (
     to_full_size,
     to_work_size,
 )
+from csad.pseudo.regions_config import PartSegmentation
 from csad.pseudo.types import GroundingResult, ProposalResult
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ class ClassicalProposals(_PartSegmenter):
     corner-point background (module docstring).
 
     Args:
-        parts: the part segmentation (:class:`csad.pseudo.regions.PartSegmentation` or a mapping of its fields;
+        parts: the part segmentation (:class:`csad.pseudo.regions_config.PartSegmentation` or a mapping of its fields;
             params section ``parts``; None = its defaults).
         min_area: proposals smaller than this many pixels are dropped.
     """

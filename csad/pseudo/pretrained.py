@@ -41,7 +41,6 @@ from scipy.spatial import cKDTree
 from skimage.segmentation import felzenszwalb
 
 from csad.pseudo.regions import (
-    PartSegmentation,
     absorb_thin,
     compact_labels,
     fill_object_holes,
@@ -52,6 +51,7 @@ from csad.pseudo.regions import (
     split_components,
     to_work_size,
 )
+from csad.pseudo.regions_config import PartSegmentation
 from csad.pseudo.types import GroundingResult
 
 PARAM_PREFIX = "ground.pretrained"
@@ -82,7 +82,7 @@ class PretrainedGrounding:
 
     Args:
         extractor: a frozen :class:`csad.models.backbone.FeatureExtractor` returning the maps at ``strides``.
-        parts: the part segmentation (:class:`csad.pseudo.regions.PartSegmentation` or a mapping of its fields;
+        parts: the part segmentation (:class:`csad.pseudo.regions_config.PartSegmentation` or a mapping of its fields;
             params section ``parts``; None = its defaults): working size (at least 16 here; the sizes below are
             working pixels), superpixels, ``merge_threshold`` (average-linkage merging of adjacent regions below
             this descriptor distance), ``min_region``, ``lightness_weight`` (weight of Lab lightness in the
@@ -419,7 +419,7 @@ def build_pretrained_grounding(
             strides; CheckpointError: unusable weights (only read when ``feature_weight > 0``).
     """
     from csad.errors import ParamsError
-    from csad.models.backbone import BackboneSpec
+    from csad.models.spec import BackboneSpec
     from csad.params import build_with_kwargs, check_types
 
     cfg = dict(cfg)

@@ -10,29 +10,15 @@ contrast). Everything is numpy/OpenCV, driven by one ``numpy.random.Generator``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 from scipy import ndimage
 
 from csad.imaging import resize_images, resize_label
-from csad.seg.lsa import LSAConfig, logical_synthetic_anomaly
-
-
-@dataclass(frozen=True)
-class AugmentConfig:
-    """Light augmentation of labelled images (released albumentations ShiftScaleRotate + RandomBrightnessContrast)."""
-
-    lsa: bool = True  # LSA_ratio 1.0: every labelled sample gets LSA
-    lsa_config: LSAConfig = field(default_factory=LSAConfig)
-    shift_scale_rotate_p: float = 0.5
-    shift_limit: float = 0.01  # fraction of the image size
-    scale_limit: float = 0.01  # scale in [1 - limit, 1 + limit]
-    rotate_limit: float = 2.0  # degrees
-    brightness_contrast_p: float = 0.5
-    brightness_limit: float = 0.05  # beta in [-limit, limit] * 255
-    contrast_limit: float = 0.05  # alpha in [1 - limit, 1 + limit]
+from csad.seg.config import AugmentConfig
+from csad.seg.lsa import logical_synthetic_anomaly
 
 
 def fill_holes(label: np.ndarray, min_pixels: int = 100) -> np.ndarray:

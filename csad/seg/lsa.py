@@ -19,40 +19,13 @@ Fixes over the released ``labeled_lsa`` (docs/method.md 9.19 and 9.24):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import cv2
 import numpy as np
 
 from csad.pseudo.masks import intersect_ratio
-
-
-@dataclass(frozen=True)
-class LSAConfig:
-    """Settings of :func:`logical_synthetic_anomaly` (released values; min_distance 0.1 for screw_bag)."""
-
-    min_aug_num: int = 1  # guaranteed pastes (phase 1: keep drawing components until this many succeeded)
-    max_aug_num: int = 2  # maximum pastes; each of the max - min optional pastes tries one component
-    boundary: float = 0.1  # paste centres are drawn from [boundary, 1 - boundary]^2 (normalised coordinates)
-    min_distance: float = 0.2  # minimum normalised distance between source and paste centres
-    weight_power: float = 0.0  # component sampling probability ~ area^weight_power (0 = uniform)
-    max_attempts: int = 500  # positions tried per component before it is skipped
-    accept_overlap: tuple[float, float] = (0.5, 0.9)  # max intersect_ratio with the background (guaranteed, optional)
-    min_area_fraction: float = 0.001  # candidate components cover more than this fraction of the image
-    min_labeled_ratio: float = 0.9  # ... have intersect_ratio(mask, label != 0) above this
-    max_unlabeled_pixels: int = 100  # ... and at most this many unlabelled (label 0) pixels
-    n_candidates: int = 10000  # uniform candidate centres drawn per component (released: 10,000)
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.min_aug_num <= self.max_aug_num:
-            raise ValueError(f"need 0 <= min_aug_num <= max_aug_num, got {self.min_aug_num}, {self.max_aug_num}")
-        if not 0.0 <= self.boundary < 0.5:
-            raise ValueError(f"boundary must be in [0, 0.5), got {self.boundary}")
-        if self.max_attempts < 1 or self.n_candidates < 1:
-            raise ValueError("max_attempts and n_candidates must be >= 1")
-        if len(self.accept_overlap) != 2:
-            raise ValueError(f"accept_overlap needs two thresholds, got {self.accept_overlap}")
+from csad.seg.config import LSAConfig
 
 
 def candidate_components(label: np.ndarray, instances: np.ndarray, config: LSAConfig) -> list[tuple[int, np.ndarray]]:

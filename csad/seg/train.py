@@ -23,85 +23,25 @@ Seeded: the decoder's initial weights come from ``config.seed`` and every data c
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from csad.imaging import to_input
-from csad.models.backbone import BackboneSpec
-from csad.models.segmenter import RELEASED_BN_MOMENTUM, ComponentSegmenter
-from csad.params import NOT_A_PARAM
+from csad.models.segmenter import ComponentSegmenter
+from csad.models.spec import BackboneSpec
 from csad.runtime import resolve_device
 from csad.seg import losses
-from csad.seg.data import AugmentConfig, SegmentationData, augment_labeled
-from csad.seg.lsa import LSAConfig
+from csad.seg.config import AugmentConfig, LossWeights, LSAConfig, SegTrainConfig
+from csad.seg.data import SegmentationData, augment_labeled
 
 log = logging.getLogger(__name__)
 
 #: Names of the per-step / per-epoch loss entries (``loss`` is the weighted total).
 LOSS_NAMES: tuple[str, ...] = ("loss", "ce", "focal", "dice", "hist", "entropy")
-
-
-@dataclass(frozen=True)
-class LossWeights:
-    """Loss weights; defaults are the released code's (the paper swaps focal and dice: Dice 10, Focal 1)."""
-
-    ce: float = 0.5
-    focal: float = 10.0
-    dice: float = 1.0
-    hist: float = 10.0
-    entropy: float = 1.0  # applied to the sum of the unlabelled and labelled entropies
-
-
-@dataclass(frozen=True)
-class SegTrainConfig:
-    """Settings of :func:`train_segmenter`; defaults are the paper profile (docs/method.md 3.3-3.6)."""
-
-    image_size: int = 256
-    batch_size_labeled: int = 4
-    batch_size_unlabeled: int = 4
-    epochs: int = 120
-    sup_only_epochs: int = 50  # epochs (from 0) before hist + entropy losses are switched on
-    lr: float = 0.01
-    weight_decay: float = 1e-5
-    loss_weights: LossWeights = field(default_factory=LossWeights)
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    fill_holes: bool = False  # released: True for breakfast_box and juice_bottle
-    aspp_channels: int = 256
-    decoder_channels: int = 256
-    reduce_channels: int = 48
-    bn_momentum: float = RELEASED_BN_MOMENTUM
-    cache_unlabeled_features: bool = True  # unlabelled images are not augmented: run the backbone on them once
-    channels_last: bool = False
-    seed: int = 42
-    device: str = field(default="auto", metadata=NOT_A_PARAM)  # auto | cpu | cuda[:k] (from runtime.device)
-
-    def __post_init__(self) -> None:
-        if isinstance(self.loss_weights, Mapping):
-            object.__setattr__(self, "loss_weights", LossWeights(**self.loss_weights))
-        if isinstance(self.augment, Mapping):
-            augment = dict(self.augment)
-            if isinstance(augment.get("lsa_config"), Mapping):
-                lsa = dict(augment["lsa_config"])
-                if "accept_overlap" in lsa:
-                    lsa["accept_overlap"] = tuple(lsa["accept_overlap"])
-                augment["lsa_config"] = LSAConfig(**lsa)
-            object.__setattr__(self, "augment", AugmentConfig(**augment))
-        if self.image_size < 16 or self.epochs < 0 or self.sup_only_epochs < 0:
-            raise ValueError(
-                f"need image_size >= 16, epochs >= 0, sup_only_epochs >= 0; got {self.image_size}, {self.epochs}, "
-                f"{self.sup_only_epochs}"
-            )
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the config as a plain nested dict (``SegTrainConfig(**config.to_dict())`` rebuilds it)."""
-        return dataclasses.asdict(self)
 
 
 def epoch_batches(n: int, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
