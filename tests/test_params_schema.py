@@ -165,3 +165,20 @@ def test_config_values_refused_by_the_dataclass_name_their_key() -> None:
         build_with_kwargs(RefineConfig, {"mode": "medium"}, "refine")
     with pytest.raises(ParamsError, match=r"params.yaml: filter\.prune_over must be one of largest, labeled, all"):
         build_with_kwargs(FilterConfig, {"prune_over": "some"}, "filter")
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("bandwidth_quantile", 2, r"^params/mine\.yaml: cluster\.bandwidth_quantile must be in \(0, 1\], got 2$"),
+        ("merge_max_std_ratio", -1, r"^params/mine\.yaml: cluster\.merge_max_std_ratio must be a finite number >= 0"),
+        ("merge_min_copresence", 1.5, r"^params/mine\.yaml: cluster\.merge_min_copresence must be in \[0, 1\]"),
+    ],
+)
+def test_a_value_the_config_refuses_names_the_params_file_that_was_read(
+    params: dict[str, Any], key: str, value: Any, message: str
+) -> None:
+    bad = copy.deepcopy(params)
+    bad["cluster"][key] = value
+    with pytest.raises(ParamsError, match=message):
+        check_configs(bad, bad["categories"][:1], "params/mine.yaml")

@@ -112,7 +112,13 @@ def check_configs(params: dict[str, Any], categories: list[str], source: str = "
             if rest and isinstance(over, dict) and isinstance(_at(over, rest, None), dict):
                 check(_at(over, rest), schema, source, f"{head}.{OVERRIDES}.{category}.{'.'.join(rest)}.")
         for category in categories:
-            section.build(dict(_at(resolve(params[head], category), rest)))
+            try:
+                section.build(dict(_at(resolve(params[head], category), rest)))
+            except ParamsError as err:  # the builders name the default file; name the one that was read
+                default = "params.yaml: "
+                if source == "params.yaml" or not str(err).startswith(default):
+                    raise
+                raise ParamsError(f"{source}: {str(err).removeprefix(default)}") from err
 
 
 def _at(tree: Any, keys: list[str], default: Any = ...) -> Any:
