@@ -12,6 +12,7 @@ from csad.pseudo.pretrained import (
     _leave_one_out_quantile,
     border_labels,
     build_pretrained_grounding,
+    enclosed_parts,
     region_means,
 )
 from csad.pseudo.regions import merge_regions
@@ -129,6 +130,57 @@ def test_misuse_fails_clearly(lite0) -> None:
         backend(np.zeros((8, 8), np.uint8))
     with pytest.raises(ValueError, match="background_quantile"):
         PretrainedGrounding(lite0, background_quantile=0.0)
+
+
+def test_enclosed_parts_needs_a_larger_different_surface_around_most_of_the_part() -> None:
+    labels = np.zeros((12, 12), np.int64)
+    labels[4:7, 4:7] = 1  # inside part 0 on every side
+    labels[9:12, 0:12] = 2  # a strip along the bottom edge
+    labels[8, 4:7] = 3  # between part 0 (3 sides) and part 2 (1 side): 60 % of its boundary on part 0
+    means = np.array([[0.0], [5.0], [9.0], [5.0]])
+    every = np.ones(4, bool)
+    assert enclosed_parts(labels, means, every, every, 1.0, 0.5, 4.0).tolist() == [1, 3]
+    assert enclosed_parts(labels, means, every, every, 1.0, 0.75, 4.0).tolist() == [1]  # part 3 is not enclosed
+    assert enclosed_parts(labels, means, every, every, 5.0, 0.75, 4.0).tolist() == []  # not farther than 5
+    assert enclosed_parts(labels, means, every, every, 1.0, 0.75, 200.0).tolist() == []  # surface not 200x larger
+    not_one = np.array([True, False, True, True])
+    assert enclosed_parts(labels, means, not_one, every, 1.0, 0.75, 4.0).tolist() == []  # not a candidate
+    assert enclosed_parts(labels, means, every, ~np.eye(4, dtype=bool)[0], 1.0, 0.75, 4.0).tolist() == []
+    assert enclosed_parts(np.zeros((3, 3), np.int64), np.zeros((1, 1)), every[:1], every[:1], 0, 0.5, 1).size == 0
+    with pytest.raises(ValueError, match="4 parts but 3 means"):
+        enclosed_parts(labels, means[:3], every, every, 1.0, 0.75, 4.0)
+
+
+def _bag_scene(rng: np.random.Generator, full_bag: bool, sliver: bool, screw: bool) -> np.ndarray:
+    """A dark table, a light bag on it (reaching the image border when ``full_bag``), optionally a bright strip of
+    the bag's edge along the top border (``sliver``) and a 'screw' of that strip's colour lying on the bag."""
+    image = np.full((SIZE, SIZE, 3), 40.0) + rng.normal(0, 1.5, (SIZE, SIZE, 1))
+    lo, hi = (0, SIZE) if full_bag else (10, SIZE - 10)
+    image[lo:hi, lo:hi] = 150 + rng.normal(0, 1.5, (hi - lo, hi - lo, 1))
+    if sliver:
+        image[0:6, 20:76] = 210
+    if screw:
+        image[40:50, 30:66] = 210
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def test_an_object_lying_on_the_background_surface_is_found() -> None:
+    """The screw's colour is a border part (the bag's bright edge touches the border in some train images), so the
+    border-distance rule alone calls it background; enclosed by the bag and far from it, it is an object."""
+    train = [_bag_scene(np.random.default_rng(i), full_bag=i % 2 == 0, sliver=i < 4, screw=False) for i in range(8)]
+    test = _bag_scene(np.random.default_rng(99), full_bag=False, sliver=False, screw=True)
+    found = {}
+    for ratio in (0.0, 0.75):
+        backend = _backend(None, feature_weight=0.0, enclosure_boundary_ratio=ratio)
+        backend.fit(train)
+        found[ratio] = backend(test)
+    assert found[0.0].background[45, 48]  # matched the edge strip of the train borders
+    assert not found[0.75].background[45, 48] and found[0.75].instances[45, 48] > 0
+    assert found[0.75].background[20, 20] and found[0.75].background[2, 2]  # the bag and the table stay background
+    with pytest.raises(ValueError, match="enclosure_boundary_ratio"):
+        PretrainedGrounding(None, feature_weight=0.0, enclosure_boundary_ratio=1.5)
+    with pytest.raises(ValueError, match="enclosure_area_ratio"):
+        PretrainedGrounding(None, feature_weight=0.0, enclosure_area_ratio=0.5)
 
 
 def test_build_names_the_param_of_a_wrong_key() -> None:

@@ -21,6 +21,12 @@ network), and learns what the background looks like from the training images the
    descriptor from the train images is closer than tau, tau being the ``background_quantile`` quantile of the
    leave-one-image-out nearest-neighbour distances among the border parts themselves. No lightness or chroma
    threshold: the rule is computed from the training data.
+   **Enclosure** (:func:`enclosed_parts`): a part called background that is enclosed by one larger background
+   part (at least ``enclosure_boundary_ratio`` of its boundary, and ``enclosure_area_ratio`` times smaller) and
+   differs from it by more than tau lies ON the background surface, like a screw on the bag it is packed in, and
+   is an object. tau is the distance at which two parts count as the same background, so the test needs no new
+   scale; it matters where the surface's own edges touch the image border in some train images and make the
+   parts lying on it look like border parts.
 4. **Instances**: foreground parts, thin ones absorbed by their longest-boundary neighbour, optionally merged by
    colour (``object_merge_threshold``), holes filled, split into connected components, small ones dropped; ranked
    by decreasing area (the contract of :class:`csad.pseudo.types.GroundingResult`).
@@ -42,6 +48,7 @@ from skimage.segmentation import felzenszwalb
 
 from csad.pseudo.regions import (
     absorb_thin,
+    adjacency,
     compact_labels,
     fill_object_holes,
     lab_image,
@@ -99,6 +106,9 @@ class PretrainedGrounding:
             distances (higher = more parts called background).
         object_merge_threshold: adjacent foreground groups closer than this in mean Lab merge (0 = off).
         object_lightness_weight: weight of lightness in that distance.
+        enclosure_boundary_ratio: a background part sharing at least this fraction of its boundary with one
+            larger background part, and farther than tau from it, is an object (:func:`enclosed_parts`; 0 = off) ...
+        enclosure_area_ratio: ... when that enclosing part is at least this many times larger.
         hole_fill_ratio: holes covering at least this fraction of their object join it (above 1: only specks).
         min_object_fraction: objects under this fraction of the image are dropped.
         sample_pixels: pixels per train image sampled to fit the PCA ...
@@ -123,6 +133,8 @@ class PretrainedGrounding:
         background_quantile: float = 0.95,
         object_merge_threshold: float = 0.0,
         object_lightness_weight: float = 0.2,
+        enclosure_boundary_ratio: float = 0.0,
+        enclosure_area_ratio: float = 4.0,
         hole_fill_ratio: float = 2.0,
         min_object_fraction: float = 0.001,
         sample_pixels: int = 2000,
@@ -137,6 +149,14 @@ class PretrainedGrounding:
             raise ValueError(f"{PARAM_PREFIX}: feature_weight must be >= 0 and pca_dim >= 1")
         if not 0.0 < background_quantile <= 1.0:
             raise ValueError(f"{PARAM_PREFIX}.background_quantile must be in (0, 1], got {background_quantile}")
+        if not 0.0 <= enclosure_boundary_ratio <= 1.0:
+            raise ValueError(
+                f"{PARAM_PREFIX}.enclosure_boundary_ratio must be in [0, 1] (0 = off), got {enclosure_boundary_ratio}"
+            )
+        if not enclosure_area_ratio >= 1.0 or not math.isfinite(float(enclosure_area_ratio)):
+            raise ValueError(
+                f"{PARAM_PREFIX}.enclosure_area_ratio must be a finite number >= 1, got {enclosure_area_ratio}"
+            )
         if pad < 0 or border_band < 1 or sample_pixels < 1:
             raise ValueError(f"{PARAM_PREFIX}: pad must be >= 0, border_band >= 1 and sample_pixels >= 1")
         reals = {
@@ -168,6 +188,8 @@ class PretrainedGrounding:
         self.background_quantile = float(background_quantile)
         self.object_merge_threshold = float(object_merge_threshold)
         self.object_lightness_weight = float(object_lightness_weight)
+        self.enclosure_boundary_ratio = float(enclosure_boundary_ratio)
+        self.enclosure_area_ratio = float(enclosure_area_ratio)
         self.hole_fill_ratio = float(hole_fill_ratio)
         self.min_object_fraction = float(min_object_fraction)
         self.sample_pixels = int(sample_pixels)
@@ -344,7 +366,16 @@ class PretrainedGrounding:
         labels, means = self.parts(work)
         distance, _ = cKDTree(self.border_descriptors).query(means, k=1)
         bg = np.asarray(distance) <= self.tau
-        bg[border_labels(labels, 1)] = True
+        touching = border_labels(labels, 1)
+        bg[touching] = True
+        if self.enclosure_boundary_ratio > 0:
+            free = bg.copy()
+            free[touching] = False
+            bg[
+                enclosed_parts(
+                    labels, means, free, bg, self.tau, self.enclosure_boundary_ratio, self.enclosure_area_ratio
+                )
+            ] = False
         lab = lab_image(work)
         stats = region_stats(labels, lab)
         background = bg[labels]
@@ -376,6 +407,79 @@ class PretrainedGrounding:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"PretrainedGrounding needs an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
         return object_grounding(*self.objects(image), image.shape[:2])
+
+
+def enclosed_parts(
+    labels: np.ndarray,
+    means: np.ndarray,
+    candidates: np.ndarray,
+    surface: np.ndarray,
+    distance: float,
+    boundary_ratio: float,
+    area_ratio: float,
+) -> np.ndarray:
+    """Return the sorted parts that lie ON a larger part: candidate parts whose longest-shared-boundary neighbour
+    is a ``surface`` part, shares at least ``boundary_ratio`` of the candidate's boundary (4-adjacent pixel pairs),
+    covers at least ``area_ratio`` times its area, and whose mean descriptor is farther than ``distance`` from the
+    candidate's (a rule of this project, see the module docstring, step 3).
+
+    Args:
+        labels: (H, W) int partition 0..n-1 into parts.
+        means: (n, D) mean descriptor of every part.
+        candidates: (n,) bool, the parts that may be returned (e.g. background parts not touching the border).
+        surface: (n,) bool, the parts that may enclose them (e.g. every background part).
+        distance: descriptor distance a candidate must exceed from its enclosing part (>= 0).
+        boundary_ratio: share of the candidate's boundary, in (0, 1], its enclosing part must hold.
+        area_ratio: how many times larger the enclosing part must be (>= 1).
+
+    Returns:
+        (k,) int64 part numbers, increasing.
+
+    Raises:
+        ValueError: arrays whose lengths do not match the number of parts.
+
+    >>> labels = np.array([[0, 0, 0, 0], [0, 1, 1, 0], [0, 0, 0, 0]])
+    >>> means = np.array([[0.0], [5.0]])
+    >>> every = np.array([True, True])
+    >>> enclosed_parts(labels, means, every, every, 1.0, 0.75, 4.0).tolist()
+    [1]
+    >>> enclosed_parts(labels, means, every, every, 6.0, 0.75, 4.0).tolist()
+    []
+    """
+    n = int(labels.max(initial=0)) + 1
+    means = np.asarray(means, dtype=np.float64)
+    candidates, surface = np.asarray(candidates, dtype=bool), np.asarray(surface, dtype=bool)
+    if not means.shape[0] == candidates.shape[0] == surface.shape[0] == n:
+        raise ValueError(
+            f"enclosed_parts: {n} parts but {means.shape[0]} means, {candidates.shape[0]} candidate flags and "
+            f"{surface.shape[0]} surface flags"
+        )
+    a, b, length = adjacency(labels) if n > 1 else (np.zeros(0, np.int64),) * 3
+    total = np.bincount(a, weights=length, minlength=n) + np.bincount(b, weights=length, minlength=n)
+    area = np.bincount(labels.ravel(), minlength=n)
+    # the neighbour sharing the longest boundary, ties to the lower part number
+    src = np.concatenate([a, b])
+    dst = np.concatenate([b, a])
+    shared = np.concatenate([length, length]).astype(np.float64)
+    order = np.lexsort((dst, -shared, src))
+    first = np.ones(order.size, dtype=bool)
+    first[1:] = src[order][1:] != src[order][:-1]
+    best = np.full(n, -1, dtype=np.int64)
+    best_len = np.zeros(n)
+    best[src[order][first]] = dst[order][first]
+    best_len[src[order][first]] = shared[order][first]
+    has = best >= 0
+    q = np.where(has, best, 0)
+    far = np.linalg.norm(means - means[q], axis=1) > distance
+    hit = (
+        candidates
+        & has
+        & surface[q]
+        & (best_len >= boundary_ratio * np.maximum(total, 1))
+        & (area[q] >= area_ratio * area)
+        & far
+    )
+    return np.flatnonzero(hit).astype(np.int64)
 
 
 def _image_key(work: np.ndarray) -> str:
