@@ -15,7 +15,7 @@ from csad.pseudo.pretrained import (
     enclosed_parts,
     region_means,
 )
-from csad.pseudo.regions import merge_regions
+from csad.pseudo.regions import merge_regions, region_stats
 
 SIZE = 96
 
@@ -138,17 +138,29 @@ def test_enclosed_parts_needs_a_larger_different_surface_around_most_of_the_part
     labels[9:12, 0:12] = 2  # a strip along the bottom edge
     labels[8, 4:7] = 3  # between part 0 (3 sides) and part 2 (1 side): 60 % of its boundary on part 0
     means = np.array([[0.0], [5.0], [9.0], [5.0]])
+    stats = region_stats(labels, np.zeros((*labels.shape, 3)))
     every = np.ones(4, bool)
-    assert enclosed_parts(labels, means, every, every, 1.0, 0.5, 4.0).tolist() == [1, 3]
-    assert enclosed_parts(labels, means, every, every, 1.0, 0.75, 4.0).tolist() == [1]  # part 3 is not enclosed
-    assert enclosed_parts(labels, means, every, every, 5.0, 0.75, 4.0).tolist() == []  # not farther than 5
-    assert enclosed_parts(labels, means, every, every, 1.0, 0.75, 200.0).tolist() == []  # surface not 200x larger
+    assert enclosed_parts(stats, means, every, every, 1.0, 0.5, 4.0).tolist() == [1, 3]
+    assert enclosed_parts(stats, means, every, every, 1.0, 0.75, 4.0).tolist() == [1]  # part 3 is not enclosed
+    assert enclosed_parts(stats, means, every, every, 5.0, 0.75, 4.0).tolist() == []  # not farther than 5
+    assert enclosed_parts(stats, means, every, every, 1.0, 0.75, 200.0).tolist() == []  # surface not 200x larger
     not_one = np.array([True, False, True, True])
-    assert enclosed_parts(labels, means, not_one, every, 1.0, 0.75, 4.0).tolist() == []  # not a candidate
-    assert enclosed_parts(labels, means, every, ~np.eye(4, dtype=bool)[0], 1.0, 0.75, 4.0).tolist() == []
-    assert enclosed_parts(np.zeros((3, 3), np.int64), np.zeros((1, 1)), every[:1], every[:1], 0, 0.5, 1).size == 0
+    assert enclosed_parts(stats, means, not_one, every, 1.0, 0.75, 4.0).tolist() == []  # not a candidate
+    assert enclosed_parts(stats, means, every, ~np.eye(4, dtype=bool)[0], 1.0, 0.75, 4.0).tolist() == []
+    assert (
+        enclosed_parts(
+            region_stats(np.zeros((3, 3), np.int64), np.zeros((3, 3, 3))),
+            np.zeros((1, 1)),
+            every[:1],
+            every[:1],
+            0,
+            0.5,
+            1,
+        ).size
+        == 0
+    )
     with pytest.raises(ValueError, match="4 parts but 3 means"):
-        enclosed_parts(labels, means[:3], every, every, 1.0, 0.75, 4.0)
+        enclosed_parts(stats, means[:3], every, every, 1.0, 0.75, 4.0)
 
 
 def _bag_scene(rng: np.random.Generator, full_bag: bool, sliver: bool, screw: bool) -> np.ndarray:

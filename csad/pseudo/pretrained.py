@@ -47,8 +47,8 @@ from scipy.spatial import cKDTree
 from skimage.segmentation import felzenszwalb
 
 from csad.pseudo.regions import (
+    RegionStats,
     absorb_thin,
-    adjacency,
     compact_labels,
     fill_object_holes,
     lab_image,
@@ -153,7 +153,7 @@ class PretrainedGrounding:
             raise ValueError(
                 f"{PARAM_PREFIX}.enclosure_boundary_ratio must be in [0, 1] (0 = off), got {enclosure_boundary_ratio}"
             )
-        if not enclosure_area_ratio >= 1.0 or not math.isfinite(float(enclosure_area_ratio)):
+        if not 1.0 <= enclosure_area_ratio < math.inf:
             raise ValueError(
                 f"{PARAM_PREFIX}.enclosure_area_ratio must be a finite number >= 1, got {enclosure_area_ratio}"
             )
@@ -368,16 +368,13 @@ class PretrainedGrounding:
         bg = np.asarray(distance) <= self.tau
         touching = border_labels(labels, 1)
         bg[touching] = True
+        lab = lab_image(work)
+        stats = region_stats(labels, lab)
         if self.enclosure_boundary_ratio > 0:
             free = bg.copy()
             free[touching] = False
-            bg[
-                enclosed_parts(
-                    labels, means, free, bg, self.tau, self.enclosure_boundary_ratio, self.enclosure_area_ratio
-                )
-            ] = False
-        lab = lab_image(work)
-        stats = region_stats(labels, lab)
+            ratios = (self.enclosure_boundary_ratio, self.enclosure_area_ratio)
+            bg[enclosed_parts(stats, means, free, bg, self.tau, *ratios)] = False
         background = bg[labels]
         groups = absorb_thin(stats, self.segmentation.thin_radius, ~bg)[labels]
         if self.object_merge_threshold > 0:
@@ -410,7 +407,7 @@ class PretrainedGrounding:
 
 
 def enclosed_parts(
-    labels: np.ndarray,
+    stats: RegionStats,
     means: np.ndarray,
     candidates: np.ndarray,
     surface: np.ndarray,
@@ -419,12 +416,13 @@ def enclosed_parts(
     area_ratio: float,
 ) -> np.ndarray:
     """Return the sorted parts that lie ON a larger part: candidate parts whose longest-shared-boundary neighbour
-    is a ``surface`` part, shares at least ``boundary_ratio`` of the candidate's boundary (4-adjacent pixel pairs),
-    covers at least ``area_ratio`` times its area, and whose mean descriptor is farther than ``distance`` from the
-    candidate's (a rule of this project, see the module docstring, step 3).
+    (ties to the lower part number) is a ``surface`` part, shares at least ``boundary_ratio`` of the candidate's
+    boundary with other parts (4-adjacent pixel pairs), covers at least ``area_ratio`` times its area, and whose mean
+    descriptor is farther than ``distance`` from the candidate's (a rule of this project, see the module docstring,
+    step 3).
 
     Args:
-        labels: (H, W) int partition 0..n-1 into parts.
+        stats: the :func:`csad.pseudo.regions.region_stats` of the partition into n parts (areas, shared boundaries).
         means: (n, D) mean descriptor of every part.
         candidates: (n,) bool, the parts that may be returned (e.g. background parts not touching the border).
         surface: (n,) bool, the parts that may enclose them (e.g. every background part).
@@ -439,14 +437,15 @@ def enclosed_parts(
         ValueError: arrays whose lengths do not match the number of parts.
 
     >>> labels = np.array([[0, 0, 0, 0], [0, 1, 1, 0], [0, 0, 0, 0]])
+    >>> stats = region_stats(labels, np.zeros((3, 4, 3)))
     >>> means = np.array([[0.0], [5.0]])
     >>> every = np.array([True, True])
-    >>> enclosed_parts(labels, means, every, every, 1.0, 0.75, 4.0).tolist()
+    >>> enclosed_parts(stats, means, every, every, 1.0, 0.75, 4.0).tolist()
     [1]
-    >>> enclosed_parts(labels, means, every, every, 6.0, 0.75, 4.0).tolist()
+    >>> enclosed_parts(stats, means, every, every, 6.0, 0.75, 4.0).tolist()
     []
     """
-    n = int(labels.max(initial=0)) + 1
+    n = stats.area.size
     means = np.asarray(means, dtype=np.float64)
     candidates, surface = np.asarray(candidates, dtype=bool), np.asarray(surface, dtype=bool)
     if not means.shape[0] == candidates.shape[0] == surface.shape[0] == n:
@@ -454,32 +453,23 @@ def enclosed_parts(
             f"enclosed_parts: {n} parts but {means.shape[0]} means, {candidates.shape[0]} candidate flags and "
             f"{surface.shape[0]} surface flags"
         )
-    a, b, length = adjacency(labels) if n > 1 else (np.zeros(0, np.int64),) * 3
-    total = np.bincount(a, weights=length, minlength=n) + np.bincount(b, weights=length, minlength=n)
-    area = np.bincount(labels.ravel(), minlength=n)
-    # the neighbour sharing the longest boundary, ties to the lower part number
-    src = np.concatenate([a, b])
-    dst = np.concatenate([b, a])
-    shared = np.concatenate([length, length]).astype(np.float64)
-    order = np.lexsort((dst, -shared, src))
-    first = np.ones(order.size, dtype=bool)
-    first[1:] = src[order][1:] != src[order][:-1]
-    best = np.full(n, -1, dtype=np.int64)
-    best_len = np.zeros(n)
-    best[src[order][first]] = dst[order][first]
-    best_len[src[order][first]] = shared[order][first]
-    has = best >= 0
-    q = np.where(has, best, 0)
-    far = np.linalg.norm(means - means[q], axis=1) > distance
-    hit = (
-        candidates
-        & has
-        & surface[q]
-        & (best_len >= boundary_ratio * np.maximum(total, 1))
-        & (area[q] >= area_ratio * area)
-        & far
-    )
-    return np.flatnonzero(hit).astype(np.int64)
+    total = np.zeros(n)
+    best: dict[int, tuple[int, int]] = {}  # part -> (shared length, neighbour) of its longest boundary
+    for (a, b), length in stats.pairs.items():
+        for x, y in ((a, b), (b, a)):
+            total[x] += length
+            if x not in best or (length, -y) > (best[x][0], -best[x][1]):
+                best[x] = (length, y)
+    hits = [
+        p
+        for p, (length, q) in sorted(best.items())
+        if candidates[p]
+        and surface[q]
+        and length >= boundary_ratio * total[p]
+        and stats.area[q] >= area_ratio * stats.area[p]
+        and float(np.linalg.norm(means[p] - means[q])) > distance
+    ]
+    return np.array(hits, dtype=np.int64)
 
 
 def _image_key(work: np.ndarray) -> str:
