@@ -258,6 +258,11 @@ def test_build_reports_bad_params_clearly() -> None:
             build_pretrained_grounding({**base, "feature_weight": value}, "cpu")
     with pytest.raises(ParamsError, match=r"merge_feature_weight .* feature_weight is 0"):
         build_pretrained_grounding({**base, "feature_weight": 0.0, "merge_feature_weight": 5.0}, "cpu")
+    with pytest.raises(ParamsError) as err:
+        build_pretrained_grounding({**base, "enclosure_boundary_ratio": 2.0}, "cpu")
+    assert str(err.value) == (
+        "params.yaml: ground.pretrained.enclosure_boundary_ratio must be in [0, 1] (0 = off), got 2.0"
+    )
     with pytest.raises(ParamsError, match=r"ground\.pretrained\.backbone/strides"):
         build_pretrained_grounding({**base, "strides": []}, "cpu")
     # Colour only: the weights are never read, so a missing checkpoint file does not matter.

@@ -148,15 +148,11 @@ class PretrainedGrounding:
         if feature_weight < 0 or pca_dim < 1:
             raise ValueError(f"{PARAM_PREFIX}: feature_weight must be >= 0 and pca_dim >= 1")
         if not 0.0 < background_quantile <= 1.0:
-            raise ValueError(f"{PARAM_PREFIX}.background_quantile must be in (0, 1], got {background_quantile}")
+            raise ValueError(f"background_quantile must be in (0, 1], got {background_quantile}")
         if not 0.0 <= enclosure_boundary_ratio <= 1.0:
-            raise ValueError(
-                f"{PARAM_PREFIX}.enclosure_boundary_ratio must be in [0, 1] (0 = off), got {enclosure_boundary_ratio}"
-            )
+            raise ValueError(f"enclosure_boundary_ratio must be in [0, 1] (0 = off), got {enclosure_boundary_ratio}")
         if not 1.0 <= enclosure_area_ratio < math.inf:
-            raise ValueError(
-                f"{PARAM_PREFIX}.enclosure_area_ratio must be a finite number >= 1, got {enclosure_area_ratio}"
-            )
+            raise ValueError(f"enclosure_area_ratio must be a finite number >= 1, got {enclosure_area_ratio}")
         if pad < 0 or border_band < 1 or sample_pixels < 1:
             raise ValueError(f"{PARAM_PREFIX}: pad must be >= 0, border_band >= 1 and sample_pixels >= 1")
         reals = {
@@ -169,16 +165,16 @@ class PretrainedGrounding:
         }
         for key, value in reals.items():
             if not math.isfinite(float(value)):
-                raise ValueError(f"{PARAM_PREFIX}.{key} must be a finite number, got {value}")
+                raise ValueError(f"{key} must be a finite number, got {value}")
         self.extractor = extractor
         self.segmentation = segmentation
         self.feature_weight = float(feature_weight)
         self.merge_feature_weight = self.feature_weight if merge_feature_weight is None else float(merge_feature_weight)
         if self.merge_feature_weight < 0:
-            raise ValueError(f"{PARAM_PREFIX}.merge_feature_weight must be >= 0, got {merge_feature_weight}")
+            raise ValueError(f"merge_feature_weight must be >= 0, got {merge_feature_weight}")
         if self.merge_feature_weight > 0 and self.feature_weight == 0:
             raise ValueError(
-                f"{PARAM_PREFIX}.merge_feature_weight is {merge_feature_weight} but feature_weight is 0, so no CNN "
+                f"merge_feature_weight is {merge_feature_weight} but feature_weight is 0, so no CNN "
                 f"features exist to merge by: set merge_feature_weight to null or 0, or feature_weight > 0"
             )
         self.pca_dim = int(pca_dim)
