@@ -8,6 +8,8 @@ Architectures, built from the params files with random weights (speed does not d
 classes, as the authors' speed script:
 
 - ``default``: the embedded default of ``params.yaml`` (EfficientNet-Lite0 encoder shared by both branches);
+- ``default_no_counts``: the same without the Patch Histogram's component counts (docs/method.md 4.5), i.e. what
+  the connected-component labelling costs;
 - ``paper``: ``params/paper.yaml`` (WideResNet-50-2 encoder shared by both branches, 256 px, 512 LGST channels,
   student widths 256/512/512, 64 x 64 maps, padded student: the trained and deployed model, the released fused
   model's work);
@@ -46,7 +48,12 @@ from csad.detector.predict import OnnxRunner, TorchRunner
 from csad.io import write_json
 from csad.params import load_params, resolve
 
-ARCHS = {"default": "params.yaml", "paper": "params/paper.yaml", "paper_speed": "params/paper.yaml"}
+ARCHS = {
+    "default": "params.yaml",
+    "default_no_counts": "params.yaml",
+    "paper": "params/paper.yaml",
+    "paper_speed": "params/paper.yaml",
+}
 VARIANTS = ("torch_fp32", "torch_channels_last", "torch_bf16", "onnxruntime")
 GOALS = {"paper_latency_ms_b1_max": 560.0, "default_throughput_b8_min": 20.0}
 NUM_CLASSES = 5
@@ -73,6 +80,7 @@ def detector_config(params_file: str, name: str) -> DetectorConfig:
         ae_base_dim=int(lgst["ae_base_dim"]),
         shared_backbone=bool(shared),
         grids=tuple((int(g[0]), int(g[1])) for g in seg["patch_hist"]["grids"]),
+        component_counts=name != "default_no_counts" and float(seg["patch_hist"].get("count_min_fraction", 0)) > 0,
         student_padding=not speed,
     )
 

@@ -85,7 +85,7 @@ SCHEMA: Schema = {
     "segment": {
         "backbone": {"name": str, "weights": str},
         "train": CONFIG,
-        "patch_hist": {"grids": list, "lower": float, "upper": float},
+        "patch_hist": {"grids": list, "lower": float, "upper": float, "count_min_fraction": float},
         OVERRIDES: OVERRIDES,
     },
     "lgst": CONFIG,

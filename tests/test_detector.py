@@ -43,7 +43,7 @@ def _write_checkpoints(folder: Path, lgst_seed: int = 0) -> tuple[Path, Path]:
         seg.decoder.fc2[-1].bias.copy_(torch.tensor([0.0, 0.1, -0.1, 0.05]))
     train_maps = np.stack(predict_labels(seg, _images(6, 1), SIZE))
     val_maps = np.stack(predict_labels(seg, _images(4, 2), SIZE))
-    scorer = PatchHistogramScorer(4, [(1, 1), (2, 2)]).fit(train_maps, val_maps)
+    scorer = PatchHistogramScorer(4, [(1, 1), (2, 2)], count_min_fraction=0.1).fit(train_maps, val_maps)
     seg_path = folder / "segmenter.pt"
     save_checkpoint(
         seg_path,

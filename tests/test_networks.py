@@ -237,7 +237,9 @@ def _write_segmenter_checkpoint(profile: Profile, model: ComponentSegmenter, pat
     ph = profile.section("train_seg")["patch_hist"]
     rng = np.random.default_rng(0)
     maps = rng.integers(0, NUM_CLASSES, (10, cfg.image_size, cfg.image_size), dtype=np.uint8)
-    scorer = PatchHistogramScorer(NUM_CLASSES, [tuple(g) for g in ph["grids"]], ph["lower"], ph["upper"])
+    scorer = PatchHistogramScorer(
+        NUM_CLASSES, [tuple(g) for g in ph["grids"]], ph["lower"], ph["upper"], ph["count_min_fraction"]
+    )
     scorer.fit(maps[:6], maps[6:])
     payload = {
         "segmenter": model.checkpoint(),

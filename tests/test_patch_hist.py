@@ -4,15 +4,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
 from scipy.spatial.distance import mahalanobis as scipy_mahalanobis
 
 from csad.scoring.patch_hist import (
+    COUNT_VARIANCE_FLOOR,
+    TRACED_CC_ROUNDS,
     PatchHistogramScorer,
     TrimmedNormalizer,
     class_histograms,
+    component_areas,
+    component_areas_torch,
+    component_counts,
+    component_counts_torch,
+    count_min_areas,
+    fit_count_mahalanobis,
     fit_mahalanobis,
     mahalanobis,
 )
@@ -159,3 +168,171 @@ def test_scorer_fit_score_and_state_round_trip(tmp_path: Path) -> None:
 def test_unfitted_scorer_raises() -> None:
     with pytest.raises(RuntimeError, match="not fitted"):
         PatchHistogramScorer(3).score(np.zeros((1, 4, 4), np.int64))
+
+
+# ---- component counts ----------------------------------------------------------------------------------------------
+def opencv_areas(label_map: np.ndarray, k: int) -> list[int]:
+    """Return the sorted areas of the 8-connected components of class k (OpenCV, the reference)."""
+    _, _, stats, _ = cv2.connectedComponentsWithStats((label_map == k).astype(np.uint8), connectivity=8)
+    return sorted(int(a) for a in stats[1:, cv2.CC_STAT_AREA])
+
+
+def torch_areas(areas: np.ndarray, label_map: np.ndarray, k: int) -> list[int]:
+    return sorted(int(a) for a in areas[(areas > 0) & (label_map.ravel() == k)])
+
+
+def serpentine(size: int) -> np.ndarray:
+    """Return a (size, size) map holding one class-1 path of width 1 that fills every second row (the longest
+    geodesic a map of that size holds)."""
+    m = np.zeros((size, size), np.int64)
+    m[::2] = 1
+    for r in range(1, size, 2):
+        m[r, size - 1 if (r // 2) % 2 == 0 else 0] = 1
+    return m
+
+
+def spiral(size: int) -> np.ndarray:
+    """Return a (size, size) map holding one class-1 spiral of width 1."""
+    m = np.zeros((size, size), np.int64)
+    y0, x0, y1, x1 = 0, 0, size - 1, size - 1
+    while y0 + 2 <= y1 and x0 + 2 <= x1:
+        m[y0, x0 : x1 + 1] = 1
+        m[y0 : y1 + 1, x1] = 1
+        m[y1, x0 : x1 + 1] = 1
+        m[y0 + 2 : y1 + 1, x0] = 1
+        m[y0 + 2, x0 : x0 + 3] = 1
+        y0, x0, y1, x1 = y0 + 2, x0 + 2, y1 - 2, x1 - 2
+    return m
+
+
+def maze(size: int, seed: int) -> np.ndarray:
+    """Return a (size, size) map holding one class-1 maze of corridors of width 1: a random depth-first spanning
+    tree of the (size / 2)^2 cells (long, branching paths)."""
+    rng = np.random.default_rng(seed)
+    cells = size // 2
+    m = np.zeros((size, size), np.int64)
+    seen = np.zeros((cells, cells), bool)
+    stack, seen[0, 0], m[0, 0] = [(0, 0)], True, 1
+    while stack:
+        y, x = stack[-1]
+        free = [
+            (y + dy, x + dx)
+            for dy, dx in ((0, 1), (1, 0), (0, -1), (-1, 0))
+            if 0 <= y + dy < cells and 0 <= x + dx < cells and not seen[y + dy, x + dx]
+        ]
+        if not free:
+            stack.pop()
+            continue
+        ny, nx = free[rng.integers(len(free))]
+        seen[ny, nx], m[2 * ny, 2 * nx], m[y + ny, x + nx] = True, 1, 1
+        stack.append((ny, nx))
+    return m
+
+
+@pytest.mark.parametrize("shape", [(5, 5), (7, 12), (16, 16)])
+def test_component_areas_equal_opencv_8_connectivity(shape: tuple[int, int]) -> None:
+    rng = np.random.default_rng(shape[0])
+    maps = rng.integers(0, 3, (40, *shape))
+    eager = component_areas_torch(torch.from_numpy(maps)).numpy()
+    fixed = component_areas_torch(torch.from_numpy(maps), rounds=TRACED_CC_ROUNDS).numpy()
+    np.testing.assert_array_equal(eager, fixed)
+    for m, a in zip(maps, eager, strict=True):
+        for k in (1, 2):
+            assert torch_areas(a, m, k) == opencv_areas(m, k)
+        assert a[m.ravel() == 0].sum() == 0  # background forms no component
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        serpentine,
+        spiral,
+        lambda size: serpentine(size).T[::-1].copy(),
+        lambda size: spiral(size)[::-1, ::-1].copy(),
+        lambda size: maze(size, 0),
+        lambda size: maze(size, 1),
+    ],
+    ids=["serpentine", "spiral", "serpentine-turned", "spiral-reversed", "maze-0", "maze-1"],
+)
+def test_component_labelling_converges_within_the_traced_rounds_on_the_longest_paths(make) -> None:
+    m = make(256)
+    assert opencv_areas(m, 1) == [int(m.sum())]
+    # converged with a margin: half the traced rounds already give the one component
+    areas = component_areas_torch(torch.from_numpy(m[None]), rounds=TRACED_CC_ROUNDS // 2 + 2).numpy()[0]
+    assert torch_areas(areas, m, 1) == [int(m.sum())]
+
+
+def test_component_counts_per_class_with_smallest_counted_areas() -> None:
+    m = np.zeros((1, 12, 12), np.int64)
+    m[0, 0:3, 0:3] = 1  # 9 px
+    m[0, 5, 5] = 1  # a 1-px speck of class 1
+    m[0, 8:10, 8:12] = 2  # 8 px
+    m[0, 0:2, 8:10] = 2  # 4 px, diagonal to nothing
+    m[0, 2, 10] = 2  # touches the block above diagonally: one component of 5 px
+    floor = torch.tensor([0.0, 2.0, 6.0], dtype=torch.float64)
+    counts = component_counts_torch(torch.from_numpy(m), 3, floor)
+    assert counts.dtype == torch.float64 and counts.tolist() == [[0.0, 1.0, 1.0]]
+    np.testing.assert_array_equal(component_counts(m, 3, np.zeros(3)), [[0.0, 2.0, 2.0]])
+    areas = component_areas(m, 3)
+    assert areas[0].size == 0 and areas[1].tolist() == [1.0, 9.0] and areas[2].tolist() == [5.0, 8.0]
+    with pytest.raises(ValueError, match="label values"):
+        component_counts(np.full((1, 2, 2), 3), 3, np.zeros(3))
+
+
+def test_count_min_areas_follow_each_class_typical_part() -> None:
+    # class 1: parts of 100 px and specks; class 2: none in the train maps
+    areas = [np.zeros(0), np.array([1.0, 2.0, 100.0, 100.0, 110.0]), np.zeros(0)]
+    np.testing.assert_allclose(count_min_areas(areas, 0.1), [4.0, 10.0, 4.0])
+    np.testing.assert_allclose(count_min_areas(areas, 0.0), [4.0, 4.0, 4.0])  # never under 4 px
+
+
+def test_count_mahalanobis_keeps_constant_counts() -> None:
+    counts = np.tile([0.0, 15.0, 2.0], (20, 1))
+    counts[::2, 2] = 3.0  # class 2 varies, class 1 is always 15
+    mean, inv = fit_count_mahalanobis(counts)
+    assert np.all(np.isfinite(inv))
+    # one part more of the constant class: sqrt(12) standard deviations (the rounding variance 1/12)
+    assert mahalanobis(np.array([[0.0, 16.0, 2.5]]), mean, inv)[0] == pytest.approx(np.sqrt(1 / COUNT_VARIANCE_FLOOR))
+
+
+def blob_maps(rng: np.random.Generator, n: int, blobs: int) -> np.ndarray:
+    """Return (n, 32, 32) maps with ``blobs`` class-1 squares of 2-4 px side on a 4 x 4 grid of slots, so their
+    total area varies a lot from map to map, plus one class-2 bar."""
+    maps = np.zeros((n, 32, 32), np.int64)
+    for i in range(n):
+        for slot in rng.permutation(16)[:blobs]:
+            s = int(rng.integers(2, 5))
+            y, x = 8 * (slot // 4) + 1, 8 * (slot % 4) + 1
+            maps[i, y : y + s, x : x + s] = 1
+        maps[i, 30, 4:28] = 2
+    return maps
+
+
+def test_scorer_count_term_finds_a_missing_part_and_round_trips(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    train, val = blob_maps(rng, 40, 8), blob_maps(rng, 12, 8)
+    missing = blob_maps(rng, 6, 7)
+    plain = PatchHistogramScorer(3).fit(train, val)
+    counting = PatchHistogramScorer(3, count_min_fraction=0.1).fit(train, val)
+    assert counting.counts and not plain.counts
+    # the counts alone separate every map with a part missing from every normal one
+    assert counting.count_distances(missing).min() > counting.count_distances(val).max()
+    assert (
+        counting.score(missing).mean() - counting.score(val).mean()
+        > plain.score(missing).mean() - plain.score(val).mean()
+    )
+    np.savez(tmp_path / "ph.npz", **counting.state())
+    with np.load(tmp_path / "ph.npz") as state:
+        loaded = PatchHistogramScorer.from_state(dict(state))
+    assert loaded.counts
+    np.testing.assert_array_equal(loaded.score(missing), counting.score(missing))
+    # a state written before the count term existed has none
+    old = {k: v for k, v in plain.state().items() if not k.startswith("count_")}
+    assert not PatchHistogramScorer.from_state(old).counts
+    np.testing.assert_array_equal(PatchHistogramScorer.from_state(old).score(missing), plain.score(missing))
+
+
+@pytest.mark.parametrize("fraction", [-0.1, 1.5])
+def test_scorer_rejects_a_bad_count_fraction(fraction: float) -> None:
+    with pytest.raises(ValueError, match=r"segment\.patch_hist\.count_min_fraction must be in \[0, 1\]"):
+        PatchHistogramScorer(3, count_min_fraction=fraction)

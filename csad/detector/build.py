@@ -73,6 +73,7 @@ def assemble_detector(
         ae_base_dim=int(lgst_cfg.ae_base_dim),
         shared_backbone=bool(shared),
         grids=tuple(patch_hist.grids),
+        component_counts=patch_hist.counts,
         weights={b: float(settings.weights[b]) for b in BRANCHES},
         threshold_rule={"quantile": float(settings.threshold_quantile)},
     )
@@ -94,6 +95,13 @@ def assemble_detector(
             getattr(det, f"ph_invcov_{key}").copy_(torch.from_numpy(patch_hist.inv_covs[grid]))
             norm = patch_hist.normalizers[grid]
             det.ph_norm[i] = torch.tensor([norm.mean, safe_spread(norm.std)], dtype=torch.float64)
+        if patch_hist.counts:
+            assert patch_hist.count_normalizer is not None
+            det.ph_count_min_area.copy_(torch.from_numpy(np.asarray(patch_hist.count_min_area, dtype=np.float64)))
+            det.ph_count_mean.copy_(torch.from_numpy(np.asarray(patch_hist.count_mean, dtype=np.float64)))
+            det.ph_count_invcov.copy_(torch.from_numpy(np.asarray(patch_hist.count_inv_cov, dtype=np.float64)))
+            norm = patch_hist.count_normalizer
+            det.ph_count_norm.copy_(torch.tensor([norm.mean, safe_spread(norm.std)], dtype=torch.float64))
     return det.to(device).eval()
 
 

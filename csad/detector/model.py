@@ -51,7 +51,14 @@ from csad.models.lgst import TEACHER_STRIDES, AutoEncoder, LocalStudent, Teacher
 from csad.models.ops import resize_bilinear
 from csad.models.segmenter import SEGMENTER_STRIDES, DeepLabV3PlusDecoder
 from csad.runtime import check_device
-from csad.scoring.patch_hist import Grid, cell_matrices, grid_key, histograms_torch, mahalanobis_torch
+from csad.scoring.patch_hist import (
+    Grid,
+    cell_matrices,
+    component_counts_torch,
+    grid_key,
+    histograms_torch,
+    mahalanobis_torch,
+)
 
 #: Format tag of ``detector.pt``.
 DETECTOR_FORMAT = "csad-detector-1"
@@ -89,6 +96,8 @@ class DetectorConfig:
         student_padding: the local student's convolutions are padded (trained models: always; the authors' speed
             script times an unpadded student at feat_size 56).
         grids: Patch Histogram grids (rows, cols).
+        component_counts: the Patch Histogram has the component-count term
+            (:class:`csad.scoring.patch_hist.PatchHistogramScorer`; False in detectors built before it existed).
         weights: fusion weights ``{"patch_hist": w, "lgst": w}``.
         threshold_rule: how the decision threshold was derived (informative, e.g. ``{"quantile": 0.99}``).
     """
@@ -109,6 +118,7 @@ class DetectorConfig:
     weights: dict[str, float] = field(default_factory=lambda: {"patch_hist": 1.0, "lgst": 1.0})
     threshold_rule: dict[str, Any] = field(default_factory=dict)
     student_padding: bool = True
+    component_counts: bool = False
 
     def to_json(self) -> str:
         """Return the config as a JSON string."""
@@ -209,6 +219,11 @@ class CsadDetector(nn.Module):
             self.register_buffer(f"ph_cols_{key}", cols, persistent=False)
         # per grid: mean, spread of the validation distances (trimmed z-normalisation)
         self.register_buffer("ph_norm", torch.tensor([[0.0, 1.0]] * len(c.grids), dtype=torch.float64))
+        if c.component_counts:  # smallest counted area per class, count mean / inverse covariance, mean and spread
+            self.register_buffer("ph_count_min_area", torch.zeros(c.num_classes, dtype=torch.float64))
+            self.register_buffer("ph_count_mean", torch.zeros(c.num_classes, dtype=torch.float64))
+            self.register_buffer("ph_count_invcov", torch.eye(c.num_classes, dtype=torch.float64))
+            self.register_buffer("ph_count_norm", torch.tensor([0.0, 1.0], dtype=torch.float64))
         # fusion: rows patch_hist, lgst; columns mean, spread of the validation branch scores; then the weights
         self.register_buffer("fusion_stats", torch.tensor([[0.0, 1.0], [0.0, 1.0]], dtype=torch.float64))
         weights = [float(c.weights.get(b, 1.0)) for b in BRANCHES]
@@ -265,7 +280,8 @@ class CsadDetector(nn.Module):
 
     def patch_histogram(self, segmentation: torch.Tensor) -> torch.Tensor:
         """Return the (B,) float64 Patch Histogram scores of (B, S, S) label maps (docs/method.md 4): per grid the
-        Mahalanobis distance of the class histograms, trimmed z-normalised, summed over grids."""
+        Mahalanobis distance of the class histograms, trimmed z-normalised, summed over grids; plus the same for the
+        component counts when the config has them."""
         total = torch.zeros(segmentation.shape[0], dtype=torch.float64, device=segmentation.device)
         for i, key in enumerate(self.grid_keys):
             hist = histograms_torch(
@@ -273,6 +289,10 @@ class CsadDetector(nn.Module):
             )
             dist = mahalanobis_torch(hist, getattr(self, f"ph_mean_{key}"), getattr(self, f"ph_invcov_{key}"))
             total = total + (dist - self.ph_norm[i, 0]) / self.ph_norm[i, 1]
+        if self.config.component_counts:
+            counts = component_counts_torch(segmentation, self.config.num_classes, self.ph_count_min_area)
+            dist = mahalanobis_torch(counts, self.ph_count_mean, self.ph_count_invcov)
+            total = total + (dist - self.ph_count_norm[0]) / self.ph_count_norm[1]
         return total
 
     # ---------------------------------------------------------------------------------------------------------

@@ -97,6 +97,13 @@ def train_category_segmenter(
     labeled = pd.read_parquet(pseudo_dir / "labeled.parquet")
     labeled_keys = set(labeled.loc[labeled["labeled"], "key"])
     num_classes = int(read_json(pseudo_dir / "classes.json")["num_classes"]) + 1
+    ph = cfg["patch_hist"]
+    try:  # checked before the training, not after it
+        scorer = PatchHistogramScorer(
+            num_classes, [tuple(g) for g in ph["grids"]], ph["lower"], ph["upper"], ph["count_min_fraction"]
+        )
+    except ValueError as err:
+        raise ParamsError(f"params.yaml: {err}") from None
     images = [read_image(r.path) for r in records]
     labels, instances, backgrounds = {}, {}, {}
     for i, rec in enumerate(records):
@@ -115,8 +122,6 @@ def train_category_segmenter(
     val_images = [read_image(r.path) for r in category.split("validation")]
     train_maps = np.stack(predict_labels(model, images, size, device=device))
     val_maps = np.stack(predict_labels(model, val_images, size, device=device))
-    ph = cfg["patch_hist"]
-    scorer = PatchHistogramScorer(num_classes, [tuple(g) for g in ph["grids"]], ph["lower"], ph["upper"])
     scorer.fit(train_maps, val_maps)
     fit_seconds = time.perf_counter() - start
     save_checkpoint(
