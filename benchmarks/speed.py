@@ -80,7 +80,7 @@ def detector_config(params_file: str, name: str) -> DetectorConfig:
         ae_base_dim=int(lgst["ae_base_dim"]),
         shared_backbone=bool(shared),
         grids=tuple((int(g[0]), int(g[1])) for g in seg["patch_hist"]["grids"]),
-        component_counts=name != "default_no_counts" and float(seg["patch_hist"].get("count_min_fraction", 0)) > 0,
+        component_counts=name != "default_no_counts" and float(seg["patch_hist"]["count_min_fraction"]) > 0,
         student_padding=not speed,
     )
 

@@ -263,6 +263,10 @@ def test_build_reports_bad_params_clearly() -> None:
     assert str(err.value) == (
         "params.yaml: ground.pretrained.enclosure_boundary_ratio must be in [0, 1] (0 = off), got 2.0"
     )
+    for key, value in (("feature_weight", -1.0), ("pca_dim", 0), ("pad", -1), ("border_band", 0)):
+        with pytest.raises(ParamsError) as err:
+            build_pretrained_grounding({**base, key: value}, "cpu")
+        assert str(err.value).startswith(f"params.yaml: ground.pretrained.{key} must be >= ")  # named once
     with pytest.raises(ParamsError, match=r"ground\.pretrained\.backbone/strides"):
         build_pretrained_grounding({**base, "strides": []}, "cpu")
     # Colour only: the weights are never read, so a missing checkpoint file does not matter.

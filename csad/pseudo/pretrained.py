@@ -145,16 +145,22 @@ class PretrainedGrounding:
         segmentation = PartSegmentation.of(parts)
         if segmentation.work_size < 16:
             raise ValueError(f"parts.work_size must be >= 16 for the pretrained backend, got {segmentation.work_size}")
-        if feature_weight < 0 or pca_dim < 1:
-            raise ValueError(f"{PARAM_PREFIX}: feature_weight must be >= 0 and pca_dim >= 1")
+        for key, value, least in (("feature_weight", feature_weight, 0), ("pca_dim", pca_dim, 1)):
+            if value < least:
+                raise ValueError(f"{key} must be >= {least}, got {value}")
         if not 0.0 < background_quantile <= 1.0:
             raise ValueError(f"background_quantile must be in (0, 1], got {background_quantile}")
         if not 0.0 <= enclosure_boundary_ratio <= 1.0:
             raise ValueError(f"enclosure_boundary_ratio must be in [0, 1] (0 = off), got {enclosure_boundary_ratio}")
         if not 1.0 <= enclosure_area_ratio < math.inf:
             raise ValueError(f"enclosure_area_ratio must be a finite number >= 1, got {enclosure_area_ratio}")
-        if pad < 0 or border_band < 1 or sample_pixels < 1:
-            raise ValueError(f"{PARAM_PREFIX}: pad must be >= 0, border_band >= 1 and sample_pixels >= 1")
+        for key, value, least in (
+            ("pad", pad, 0),
+            ("border_band", border_band, 1),
+            ("sample_pixels", sample_pixels, 1),
+        ):
+            if value < least:
+                raise ValueError(f"{key} must be >= {least}, got {value}")
         reals = {
             "feature_weight": feature_weight,
             "merge_feature_weight": 0.0 if merge_feature_weight is None else merge_feature_weight,
