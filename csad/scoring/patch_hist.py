@@ -176,41 +176,57 @@ def component_counts_torch(
     Only components of at least ``min_area[k]`` pixels count for class k ((C,) tensor; entry 0 is ignored: the
     background is never counted). Components as in :func:`component_areas_torch`. Traceable.
     """
-    b = labels.shape[0]
-    areas = component_areas_torch(labels, rounds)
-    flat = labels.reshape(b, -1).long()
+    return _counts_of_areas(component_areas_torch(labels, rounds), labels, num_classes, min_area)
+
+
+def _counts_of_areas(
+    areas: torch.Tensor, labels: torch.Tensor, num_classes: int, min_area: torch.Tensor
+) -> torch.Tensor:
+    """Return the (B, C) float64 counts of the components of (B, H * W) ``areas`` (:func:`component_areas_torch`
+    of the (B, H, W) ``labels``) that reach ``min_area`` of their class."""
+    flat = labels.reshape(labels.shape[0], -1).long()
     counted = (areas > 0) & (areas >= min_area.to(areas.dtype)[flat])
-    counts = torch.zeros(b, num_classes, dtype=torch.float64, device=labels.device)
+    counts = torch.zeros(flat.shape[0], num_classes, dtype=torch.float64, device=labels.device)
     counts = counts.scatter_add_(1, flat, counted.double())
     return counts * (torch.arange(num_classes, device=labels.device) > 0)
+
+
+def _chunk_areas(maps: np.ndarray) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Return (areas (b, H * W), labels (b, H, W)) of the checked (B, H, W) maps, in chunks of :data:`_CHUNK`."""
+    chunks = [torch.from_numpy(maps[start : start + _CHUNK]) for start in range(0, len(maps), _CHUNK)]
+    return [(component_areas_torch(chunk), chunk) for chunk in chunks]
+
+
+def _class_areas(chunks: list[tuple[torch.Tensor, torch.Tensor]], num_classes: int) -> list[np.ndarray]:
+    """Return, per class, the sorted areas of the components of :func:`_chunk_areas` (class 0: empty)."""
+    found: list[list[np.ndarray]] = [[] for _ in range(num_classes)]
+    for areas, chunk in chunks:
+        a, flat = areas.numpy(), chunk.reshape(len(chunk), -1).numpy()
+        for k in range(1, num_classes):
+            found[k].append(a[(a > 0) & (flat == k)])
+    return [np.sort(np.concatenate(a)) if a else np.zeros(0, np.float32) for a in found]
+
+
+def _chunk_counts(
+    chunks: list[tuple[torch.Tensor, torch.Tensor]], num_classes: int, min_area: np.ndarray
+) -> np.ndarray:
+    """Return the (B, C) float64 counts of the components of :func:`_chunk_areas` that reach ``min_area``."""
+    floor = torch.from_numpy(np.asarray(min_area, dtype=np.float64))
+    parts = [_counts_of_areas(areas, chunk, num_classes, floor).numpy() for areas, chunk in chunks]
+    return np.concatenate(parts) if parts else np.zeros((0, num_classes), np.float64)
 
 
 def component_areas(label_maps: np.ndarray | torch.Tensor | Sequence[np.ndarray], num_classes: int) -> list[np.ndarray]:
     """Return, per class 0..C-1, the sorted pixel areas of all its components in the label maps (class 0: empty).
     Components as in :func:`component_areas_torch`."""
-    maps = _checked_maps(label_maps, num_classes)
-    found: list[list[np.ndarray]] = [[] for _ in range(num_classes)]
-    for start in range(0, len(maps), _CHUNK):
-        chunk = torch.from_numpy(maps[start : start + _CHUNK])
-        areas = component_areas_torch(chunk).numpy()
-        flat = chunk.reshape(len(chunk), -1).numpy()
-        roots = areas > 0
-        for k in range(1, num_classes):
-            found[k].append(areas[roots & (flat == k)])
-    return [np.sort(np.concatenate(a)) if a else np.zeros(0, np.float32) for a in found]
+    return _class_areas(_chunk_areas(_checked_maps(label_maps, num_classes)), num_classes)
 
 
 def component_counts(
     label_maps: np.ndarray | torch.Tensor | Sequence[np.ndarray], num_classes: int, min_area: np.ndarray
 ) -> np.ndarray:
     """Return the (B, C) float64 component counts of the label maps (:func:`component_counts_torch`)."""
-    maps = _checked_maps(label_maps, num_classes)
-    floor = torch.from_numpy(np.asarray(min_area, dtype=np.float64))
-    parts = [
-        component_counts_torch(torch.from_numpy(maps[start : start + _CHUNK]), num_classes, floor).numpy()
-        for start in range(0, len(maps), _CHUNK)
-    ]
-    return np.concatenate(parts) if parts else np.zeros((0, num_classes), np.float64)
+    return _chunk_counts(_chunk_areas(_checked_maps(label_maps, num_classes)), num_classes, min_area)
 
 
 def count_min_areas(areas: Sequence[np.ndarray], fraction: float) -> np.ndarray:
@@ -421,10 +437,10 @@ class PatchHistogramScorer:
             self.val_distances[grid] = val[grid]
             self.normalizers[grid] = TrimmedNormalizer(self.lower, self.upper).fit(val[grid])
         if self.counts:
-            areas = component_areas(train_maps, self.num_classes)
-            self.count_min_area = count_min_areas(areas, self.count_min_fraction)
+            chunks = _chunk_areas(_checked_maps(train_maps, self.num_classes))  # one labelling for both
+            self.count_min_area = count_min_areas(_class_areas(chunks, self.num_classes), self.count_min_fraction)
             self.count_mean, self.count_inv_cov = fit_count_mahalanobis(
-                component_counts(train_maps, self.num_classes, self.count_min_area)
+                _chunk_counts(chunks, self.num_classes, self.count_min_area)
             )
             self.count_val_distances = self.count_distances(val_maps)
             self.count_normalizer = TrimmedNormalizer(self.lower, self.upper).fit(self.count_val_distances)
